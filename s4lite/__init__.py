@@ -1,0 +1,22 @@
+"""s4lite — S4, step by step.
+
+A small, pure JAX package in which every step of the S4 paper (Gu, Goel & Ré, ICLR 2022) is one
+named, typed and tested function:
+
+==================  ============================================================
+module              what it holds
+==================  ============================================================
+``ssm``             continuous-time SSM x' = Ax + Bu, y = Cx + Du (``simulate``)
+``discretize``      Euler, bilinear and zero-order-hold discretization
+``recurrence``      the recurrent view: a ``lax.scan`` over x_k = Ā x_{k-1} + B̄ u_k
+``convolution``     the convolution view: kernel K̄ and FFT causal convolution
+``hippo``           HiPPO matrices (LegS, LegT, LagT), NPLR and DPLR forms
+``cauchy``          the Cauchy kernel Σ_i v_i / (z_j − w_i)
+``kernel``          Theorem 3: the S4 kernel via generating function + Woodbury + Cauchy
+``dplr_step``       Theorem 2: the O(N) bilinear recurrent step of a DPLR SSM
+==================  ============================================================
+
+The package imports without a GPU; every function runs on whatever device JAX sees.
+"""
+
+__version__ = "0.1.0"

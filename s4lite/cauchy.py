@@ -1,0 +1,61 @@
+r"""The Cauchy kernel, the one primitive the fast S4 kernel reduces to.
+
+.. math::
+    k(z_j) = \sum_{i=0}^{N-1} \frac{v_i}{z_j - w_i}, \qquad j = 0, \dots, M-1
+
+Three implementations with the same meaning:
+
+* :func:`cauchy_naive` — broadcasting, materializes the full ``(..., M, N)`` array (the reference);
+* :func:`cauchy` — forms the ``(M, N)`` matrix of reciprocals once and contracts it with every
+  vector ``v`` by a matrix product, so a batch of vectors never materializes ``(batch, M, N)``;
+* :func:`cauchy_conj` — for conjugate-pair-closed ``(v, w)`` stores only one of each pair
+  (N/2 numbers) and adds the partner analytically.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from . import _check
+
+Array = jax.Array
+
+
+def _args(v: Any, z: Any, w: Any) -> tuple[Array, Array, Array]:
+    w = _check.vector("w", w)
+    v = _check.as_array("v", v)
+    if v.ndim < 1 or v.shape[-1] != w.shape[0]:
+        raise ValueError(f"v: expected shape (..., N) with N={w.shape[0]} (the length of w), got {v.shape}")
+    z = _check.vector("z", z, what="M")
+    return v, z, w
+
+
+def cauchy_naive(v: Any, z: Any, w: Any) -> Array:
+    r"""Reference Cauchy kernel :math:`k_j = \sum_i v_i/(z_j - w_i)`; ``v (..., N)``, ``z (M,)``, ``w (N,)`` → ``(..., M)``."""
+    v, z, w = _args(v, z, w)
+    return jnp.sum(v[..., None, :] / (z[:, None] - w[None, :]), axis=-1)
+
+
+def cauchy(v: Any, z: Any, w: Any) -> Array:
+    r"""Same as :func:`cauchy_naive`, as one ``(M, N)`` reciprocal matrix times every ``v`` (a matmul)."""
+    v, z, w = _args(v, z, w)
+    recip = 1.0 / (z[:, None] - w[None, :])  # (M, N), shared by every vector in the batch
+    return jnp.einsum("...n,mn->...m", v, recip)
+
+
+def cauchy_conj(v: Any, z: Any, w: Any) -> Array:
+    r"""Cauchy kernel over conjugate pairs, given one member of each pair.
+
+    .. math::
+        \sum_{i<N/2} \frac{v_i}{z_j - w_i} + \frac{\bar v_i}{z_j - \bar w_i}
+
+    ``v (..., N/2)``, ``z (M,)``, ``w (N/2,)`` → ``(..., M)``. Equals :func:`cauchy_naive` on the
+    full arrays ``concat(v, conj v)`` and ``concat(w, conj w)``.
+    """
+    v, z, w = _args(v, z, w)
+    recip = 1.0 / (z[:, None] - w[None, :])
+    recip_c = 1.0 / (z[:, None] - jnp.conj(w)[None, :])
+    return jnp.einsum("...n,mn->...m", v, recip) + jnp.einsum("...n,mn->...m", jnp.conj(v), recip_c)
