@@ -1,0 +1,185 @@
+r"""The S4 layer: H independent single-input single-output SSMs, one per feature channel.
+
+Each channel h holds a DPLR SSM :math:`A_h = \operatorname{diag}\Lambda_h - P_h P_h^*` initialized
+from HiPPO-LegS (:func:`s4lite.hippo.make_dplr`), input vector :math:`B_h`, output vector
+:math:`\tilde C_h` (learned directly, see :func:`s4lite.kernel.kernel_dplr_ctilde`), step
+:math:`\Delta_h` and skip term :math:`D_h`. On a sequence :math:`u \in \mathbb R^{L\times H}`:
+
+.. math::
+    y_{:,h} = \bar K_h * u_{:,h} + D_h u_{:,h}
+
+**Parameters are a plain dict of real arrays** (a pytree): every operation is a pure function of it,
+so ``jax.jit``, ``jax.grad`` and ``optax`` apply directly and nothing is hidden in a framework.
+Complex numbers are stored as a trailing axis of size 2 (real, imaginary).
+
+================  ===========  ============================================================
+key               shape        meaning
+================  ===========  ============================================================
+``log_neg_re``    (H, N/2)     :math:`\log(-\operatorname{Re}\Lambda)`: the real part stays negative
+``im``            (H, N/2)     :math:`\operatorname{Im}\Lambda`
+``P``             (H, N/2, 2)  low-rank term (rank 1, Q = P)
+``B``             (H, N/2, 2)  input vector
+``Ct``            (H, N/2, 2)  :math:`\tilde C = C(I - \bar A^L)`
+``log_step``      (H,)         :math:`\log \Delta`, initialized log-uniform in [dt_min, dt_max]
+``D``             (H,)         skip connection
+================  ===========  ============================================================
+
+Only one state of each conjugate pair is stored (N/2 numbers); the layer is a real map.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _check
+from .dplr_step import DiscreteDPLR, discrete_dplr, dplr_step
+from .kernel import kernel_dplr_conj
+
+Array = jax.Array
+Params = dict[str, Array]
+
+SSM_KEYS = ("log_neg_re", "im", "P", "B", "log_step")  # the paper's "SSM parameters"
+
+
+def _to_pair(z: np.ndarray) -> np.ndarray:
+    return np.stack([z.real, z.imag], axis=-1)
+
+
+def _complex(x: Array) -> Array:
+    return jax.lax.complex(x[..., 0], x[..., 1])
+
+
+def hippo_half(N: int, measure: str = "legs") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One state of each conjugate pair of ``make_dplr(N, measure)``: ``(Lambda, P, B)``, each ``(N/2,)``."""
+    from .hippo import make_dplr
+
+    N = _check.length("N", N)
+    if N % 2:
+        raise ValueError(f"N: expected an even state size (states come in conjugate pairs), got {N}")
+    Lambda, P, B, _ = make_dplr(N, measure)
+    if P.ndim != 1:
+        raise ValueError(f"measure: the S4 layer needs a rank-1 measure ('legs' or 'lagt'), got {measure!r}")
+    keep = np.argsort(-Lambda.imag)[: N // 2]  # positive imaginary parts
+    return Lambda[keep], P[keep], B[keep]
+
+
+def init_s4(
+    key: Array,
+    H: int,
+    N: int = 64,
+    dt_min: float = 1e-3,
+    dt_max: float = 1e-1,
+    measure: str = "legs",
+) -> Params:
+    """Initialize the parameters of an S4 layer with ``H`` channels and state size ``N`` (HiPPO-LegS)."""
+    H = _check.length("H", H)
+    _check.positive("dt_min", dt_min)
+    _check.positive("dt_max", dt_max)
+    if dt_min > dt_max:
+        raise ValueError(f"dt_min: expected dt_min <= dt_max, got {dt_min} > {dt_max}")
+    Lambda, P, B = hippo_half(N, measure)
+    k_step, k_c = jax.random.split(key)
+    tile = lambda a: np.tile(a[None], (H,) + (1,) * a.ndim)  # noqa: E731
+    log_step = jax.random.uniform(k_step, (H,), minval=np.log(dt_min), maxval=np.log(dt_max))
+    Ct = jax.random.normal(k_c, (H, N // 2, 2)) * np.sqrt(0.5)
+    return {
+        "log_neg_re": jnp.asarray(tile(np.log(-Lambda.real)), jnp.float32),
+        "im": jnp.asarray(tile(Lambda.imag), jnp.float32),
+        "P": jnp.asarray(tile(_to_pair(P)), jnp.float32),
+        "B": jnp.asarray(tile(_to_pair(B)), jnp.float32),
+        "Ct": Ct.astype(jnp.float32),
+        "log_step": log_step.astype(jnp.float32),
+        "D": jnp.ones((H,), jnp.float32),
+    }
+
+
+def ssm_parts(params: Params) -> tuple[Array, Array, Array, Array, Array]:
+    """Complex ``(Lambda, P, B, Ct)`` of shape ``(H, N/2)`` and ``step (H,)`` from the stored parameters."""
+    Lambda = jax.lax.complex(-jnp.exp(params["log_neg_re"]), params["im"])
+    return Lambda, _complex(params["P"]), _complex(params["B"]), _complex(params["Ct"]), jnp.exp(params["log_step"])
+
+
+def s4_kernel(params: Params, L: int) -> Array:
+    """The H convolution kernels, real ``(H, L)`` (Theorem 3 with conjugate symmetry, vmapped over H)."""
+    L = _check.length("L", L)
+    Lambda, P, B, Ct, step = ssm_parts(params)
+    return jax.vmap(kernel_dplr_conj, in_axes=(0, 0, 0, 0, 0, None))(Lambda, P, B, Ct, step, L)
+
+
+def fft_conv(u: Array, K: Array) -> Array:
+    """Causal convolution of every channel: ``u (..., L, H)``, ``K (H, L)`` → ``(..., L, H)`` (FFT, padded to 2L)."""
+    L = u.shape[-2]
+    u_f = jnp.fft.rfft(jnp.swapaxes(u, -1, -2), n=2 * L)  # (..., H, L+1)
+    K_f = jnp.fft.rfft(K, n=2 * L)  # (H, L+1)
+    y = jnp.fft.irfft(u_f * K_f, n=2 * L)[..., :L]
+    return jnp.swapaxes(y, -1, -2)
+
+
+def s4_apply(params: Params, u: Array) -> Array:
+    """The S4 layer in convolution mode: ``u (..., L, H)`` → ``y (..., L, H)``, y = K̄ * u + D u."""
+    u = _check.as_array("u", u)
+    H = params["D"].shape[0]
+    if u.ndim < 2 or u.shape[-1] != H:
+        raise ValueError(f"u: expected shape (..., L, H) with H={H}, got {u.shape}")
+    K = s4_kernel(params, u.shape[-2])
+    return fft_conv(u, K.astype(u.dtype)) + params["D"] * u
+
+
+# ----------------------------------------------------------------------------------------------
+# Recurrent mode (Theorem 2): same outputs, O(N) per step, for generation.
+# ----------------------------------------------------------------------------------------------
+
+
+def _full(x: Array) -> Array:
+    """Both members of each conjugate pair: ``(..., N/2)`` → ``(..., N)``."""
+    return jnp.concatenate([x, jnp.conj(x)], axis=-1)
+
+
+def recurrent_form(params: Params, L: int) -> tuple[DiscreteDPLR, Array]:
+    r"""The RNN of every channel: ``(disc, C)`` batched over H, for sequences of length ``L``.
+
+    The layer learns :math:`\tilde C = C(I - \bar A^L)`; the recurrence needs C itself, so we solve
+    :math:`C = \tilde C (I - \bar A^L)^{-1}` once (dense N × N per channel — a one-off set-up cost;
+    the per-step work stays O(N)). States are the full N (both members of each pair).
+    """
+    L = _check.length("L", L)
+    Lambda, P, B, Ct, step = ssm_parts(params)
+    Lf, Pf, Bf, Ctf = (_full(x) for x in (Lambda, P, B, Ct))
+
+    def one(Lam, Pv, Bv, Ctv, dt):
+        disc = discrete_dplr(Lam, Pv, Pv, Bv, dt)
+        A = jnp.diag(Lam) - jnp.outer(Pv, jnp.conj(Pv))
+        eye = jnp.eye(Lam.shape[0], dtype=Lam.dtype)
+        Ab = jnp.linalg.solve(eye * (2.0 / dt) - A, eye * (2.0 / dt) + A)
+        AL = jnp.linalg.matrix_power(Ab, L)
+        C = jnp.linalg.solve((eye - AL).T, Ctv)  # C (I - Ā^L) = C̃
+        return disc, C
+
+    return jax.vmap(one)(Lf, Pf, Bf, Ctf, step)
+
+
+def s4_step(disc: DiscreteDPLR, C: Array, D: Array, x: Array, u_k: Array) -> tuple[Array, Array]:
+    """One step of all H channels: state ``x (H, N)`` complex, input ``u_k (H,)`` → ``(x, y_k (H,))``."""
+    x = jax.vmap(dplr_step)(disc, x, u_k.astype(x.dtype))
+    y = jnp.real(jnp.einsum("hn,hn->h", C, x)) + D * u_k
+    return x, y
+
+
+def s4_apply_recurrent(params: Params, u: Array) -> Array:
+    """The S4 layer in recurrent mode: ``u (L, H)`` → ``y (L, H)``, equal to :func:`s4_apply`."""
+    u = _check.as_array("u", u)
+    H = params["D"].shape[0]
+    if u.ndim != 2 or u.shape[-1] != H:
+        raise ValueError(f"u: expected shape (L, H) with H={H}, got {u.shape}")
+    disc, C = recurrent_form(params, u.shape[0])
+    x0 = jnp.zeros(C.shape, C.dtype)
+
+    def step(x, u_k):
+        return s4_step(disc, C, params["D"], x, u_k)
+
+    _, y = jax.lax.scan(step, x0, u)
+    return y
