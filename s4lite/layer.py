@@ -110,12 +110,18 @@ def s4_kernel(params: Params, L: int) -> Array:
     return jax.vmap(kernel_dplr_conj, in_axes=(0, 0, 0, 0, 0, None))(Lambda, P, B, Ct, step, L)
 
 
+def fft_length(L: int) -> int:
+    """FFT length for a linear (non-circular) convolution of two length-L signals: at least 2L − 1."""
+    return 2 * L
+
+
 def fft_conv(u: Array, K: Array) -> Array:
-    """Causal convolution of every channel: ``u (..., L, H)``, ``K (H, L)`` → ``(..., L, H)`` (FFT, padded to 2L)."""
+    """Causal convolution of every channel: ``u (..., L, H)``, ``K (H, L)`` → ``(..., L, H)`` (FFT, zero padded)."""
     L = u.shape[-2]
-    u_f = jnp.fft.rfft(jnp.swapaxes(u, -1, -2), n=2 * L)  # (..., H, L+1)
-    K_f = jnp.fft.rfft(K, n=2 * L)  # (H, L+1)
-    y = jnp.fft.irfft(u_f * K_f, n=2 * L)[..., :L]
+    n = fft_length(L)
+    u_f = jnp.fft.rfft(jnp.swapaxes(u, -1, -2), n=n)  # (..., H, n/2+1)
+    K_f = jnp.fft.rfft(K, n=n)  # (H, n/2+1)
+    y = jnp.fft.irfft(u_f * K_f, n=n)[..., :L]
     return jnp.swapaxes(y, -1, -2)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jax
+import jax.scipy.ndimage
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -61,7 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup-frac", type=float, default=0.05, help="share of steps in linear warm-up")
     p.add_argument("--dropout", type=float, default=0.25)
-    p.add_argument("--augment", choices=["none", "shift"], default="none", help="random ±2 px shifts of the digit")
+    p.add_argument(
+        "--augment",
+        choices=["none", "shift", "affine"],
+        default="none",
+        help="shift: random ±2 px translations; affine: also ±10° rotations and 0.9-1.1 scaling",
+    )
+    p.add_argument("--prng", choices=["threefry2x32", "rbg"], default="threefry2x32", help="random-bit generator for dropout/augmentation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX .gz files (else S4LITE_DATA / download)")
     p.add_argument("--sample", action="store_true", help="use the small sample shipped with s4lite (tests, CPU demos)")
@@ -105,6 +112,32 @@ def shift_images(key: Array, images: Array, max_shift: int = 2) -> Array:
     offsets = jax.random.randint(key, (images.shape[0], 2), 0, 2 * max_shift + 1)
     crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1]), (28, 28))  # noqa: E731
     return jax.vmap(crop)(padded, offsets)
+
+
+def affine_images(
+    key: Array, images: Array, max_degrees: float = 10.0, scale: tuple[float, float] = (0.9, 1.1), max_shift: float = 2.0
+) -> Array:
+    """Random rotation, scaling and translation of each image (bilinear sampling), ``(B, 28, 28)``.
+
+    Output pixel p samples the input at :math:`c + R(-\theta) (p - c) / s - t` (c the image centre).
+    """
+    background = (0.0 - MEAN) / STD
+    n, h, w = images.shape
+    k_rot, k_scale, k_shift = jax.random.split(key, 3)
+    theta = jnp.deg2rad(jax.random.uniform(k_rot, (n,), minval=-max_degrees, maxval=max_degrees))
+    s = jax.random.uniform(k_scale, (n,), minval=scale[0], maxval=scale[1])
+    t = jax.random.uniform(k_shift, (n, 2), minval=-max_shift, maxval=max_shift)
+    rows, cols = jnp.meshgrid(jnp.arange(h, dtype=images.dtype), jnp.arange(w, dtype=images.dtype), indexing="ij")
+    cr, cc = (h - 1) / 2, (w - 1) / 2
+
+    def warp(img, th, sc, tr):
+        dr, dc = rows - cr - tr[0], cols - cc - tr[1]
+        cos, sin = jnp.cos(th), jnp.sin(th)
+        src_r = cr + (cos * dr - sin * dc) / sc
+        src_c = cc + (sin * dr + cos * dc) / sc
+        return jax.scipy.ndimage.map_coordinates(img, [src_r, src_c], order=1, mode="constant", cval=background)
+
+    return jax.vmap(warp)(images, theta, s, t)
 
 
 def to_sequence(images: Array, perm: Array | None) -> Array:
@@ -158,12 +191,14 @@ def cross_entropy(logits: Array, labels: Array) -> Array:
 def make_steps(args: argparse.Namespace, opt: optax.GradientTransformation, perm: Array | None):
     """Jitted ``train_step`` and ``eval_batch`` closing over the options."""
     rate = float(args.dropout)
-    augment = args.augment == "shift"
+    augment = args.augment
 
     def loss_fn(params, images, labels, key):
         k_aug, k_drop = jax.random.split(key)
-        if augment:
+        if augment == "shift":
             images = shift_images(k_aug, images)
+        elif augment == "affine":
+            images = affine_images(k_aug, images)
         logits = classify(params, to_sequence(images, perm), k_drop, rate)
         return cross_entropy(logits, labels), logits
 
@@ -294,8 +329,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     total_steps = steps_per_epoch * args.epochs
     print(f"data: {arrays['source']}: {n_train} train / {arrays['x_test'].shape[0]} test digits", flush=True)
 
-    key = jax.random.PRNGKey(args.seed)
-    k_init, k_train = jax.random.split(key)
+    k_init = jax.random.PRNGKey(args.seed)
+    k_train = jax.random.key(args.seed + 1, impl=args.prng)
     params = init_model(k_init, 1, 10, args.d_model, args.n_layers, args.N)
     opt = make_optimizer(args, total_steps, params)
     opt_state = opt.init(params)
