@@ -56,6 +56,11 @@ def main() -> None:
         for n in sizes:
             g = jax.jit(jax.grad(lambda u, K: jnp.sum(fn(u, K, n) ** 2), argnums=(0, 1)), static_argnums=())
             res["conv_fwd_bwd_ms"][f"{name}_n{n}"] = timeit(g, u, K) * 1e3 * a.layers
+    g = jax.jit(jax.grad(lambda u, K: jnp.sum(layer.toeplitz_conv(u, K) ** 2), argnums=(0, 1)))
+    res["conv_fwd_bwd_ms"]["toeplitz_f32"] = timeit(g, u, K) * 1e3 * a.layers
+    with jax.default_matmul_precision("highest"):
+        g = jax.jit(jax.grad(lambda u, K: jnp.sum(layer.toeplitz_conv(u, K) ** 2), argnums=(0, 1)))
+        res["conv_fwd_bwd_ms"]["toeplitz_f32_highest"] = timeit(g, u, K) * 1e3 * a.layers
     for impl in ("threefry2x32", "rbg", "unsafe_rbg"):
         k = jax.random.key(0, impl=impl)
 
@@ -65,10 +70,11 @@ def main() -> None:
             return sum(jnp.sum(jax.random.bernoulli(kk, 0.75, (a.B, a.L, a.H))) for kk in ks)
 
         res["dropout_ms"][impl] = timeit(masks, k) * 1e3
-    for n_mult in ("2L", "2048", "1600"):
-        layer.fft_length = (lambda L, m=n_mult: 2 * L if m == "2L" else int(m))
+    for n_mult in ("2L", "2048", "toeplitz"):
+        layer.fft_length = (lambda L, m=n_mult: 2048 if m == "2048" else 2 * L)
         for prng in ("threefry2x32", "rbg"):
-            targs = build_parser().parse_args(["--prng", prng])
+            conv = "toeplitz" if n_mult == "toeplitz" else "fft"
+            targs = build_parser().parse_args(["--prng", prng, "--conv", conv])
             params = init_model(key, 1, 10, a.H, a.layers, 64)
             opt = make_optimizer(targs, 10_000, params)
             train_step, _ = make_steps(targs, opt, None)
@@ -83,7 +89,7 @@ def main() -> None:
                 state[0], state[1] = p, o
                 return loss
 
-            res["step_ms"][f"fft{n_mult}_{prng}"] = timeit(step, repeats=30) * 1e3
+            res["step_ms"][f"{n_mult}_{prng}"] = timeit(step, repeats=30) * 1e3
         print(json.dumps(res, indent=1), flush=True)
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=1))

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from s4lite.layer import fft_conv, s4_kernel  # noqa: E402
+from s4lite.layer import CONVOLUTIONS, s4_kernel  # noqa: E402
 from s4lite.model import count_params, init_model  # noqa: E402
 from s4lite.train import build_parser, make_optimizer, make_steps, run_info  # noqa: E402
 
@@ -51,11 +51,13 @@ def main() -> None:
     ap.add_argument("--L", type=int, default=784)
     ap.add_argument("--steps", type=int, default=50, help="timed training steps")
     ap.add_argument("--dropout", type=float, default=0.25)
+    ap.add_argument("--conv", choices=["fft", "toeplitz"], default="fft")
+    ap.add_argument("--prng", choices=["threefry2x32", "rbg"], default="threefry2x32")
     ap.add_argument("--out", default=None, help="write the JSON here")
     a = ap.parse_args()
 
     targs = build_parser().parse_args(
-        ["--d-model", str(a.d_model), "--n-layers", str(a.n_layers), "--N", str(a.N), "--batch-size", str(a.batch_size), "--dropout", str(a.dropout)]
+        ["--d-model", str(a.d_model), "--n-layers", str(a.n_layers), "--N", str(a.N), "--batch-size", str(a.batch_size), "--dropout", str(a.dropout), "--conv", a.conv, "--prng", a.prng]
     )
     key = jax.random.PRNGKey(0)
     params = init_model(key, 1, 10, a.d_model, a.n_layers, a.N)
@@ -72,6 +74,7 @@ def main() -> None:
 
     # warm-up (compilation)
     t0 = time.perf_counter()
+    key = jax.random.key(0, impl=a.prng)
     params, opt_state, loss, _ = train_step(params, opt_state, x_all, y_all, idxs[0], key)
     jax.block_until_ready(loss)
     compile_s = time.perf_counter() - t0
@@ -90,21 +93,24 @@ def main() -> None:
     def kernels_fb(s4s):
         return jax.grad(lambda ps: sum(jnp.sum(s4_kernel(p, a.L) ** 2) for p in ps))(s4s)
 
-    u = jax.random.normal(key, (a.batch_size, a.L, a.d_model))
+    u = jax.random.normal(jax.random.PRNGKey(1), (a.batch_size, a.L, a.d_model))
     K = jnp.stack([s4_kernel(p, a.L) for p in s4s])
+
+    conv_fn = CONVOLUTIONS[a.conv]
 
     @jax.jit
     def conv_fb(u, K):
         def f(u, K):
-            return sum(jnp.sum(fft_conv(u, K[i]) ** 2) for i in range(K.shape[0]))
+            return sum(jnp.sum(conv_fn(u, K[i]) ** 2) for i in range(K.shape[0]))
 
         return jax.grad(f, argnums=(0, 1))(u, K)
 
     kernel_s = timeit(kernels_fb, s4s)
+    key = jax.random.PRNGKey(0)
     conv_s = timeit(conv_fb, u, K)
     result = {
         "meta": {**run_info(), "command": " ".join(["python"] + sys.argv)},
-        "config": {"d_model": a.d_model, "n_layers": a.n_layers, "N": a.N, "batch_size": a.batch_size, "L": a.L, "dropout": a.dropout, "n_params": count_params(params)},
+        "config": {"d_model": a.d_model, "n_layers": a.n_layers, "N": a.N, "batch_size": a.batch_size, "L": a.L, "dropout": a.dropout, "conv": a.conv, "prng": a.prng, "n_params": count_params(params)},
         "compile_s": compile_s,
         "step_ms": step_s * 1e3,
         "samples_per_s": a.batch_size / step_s,

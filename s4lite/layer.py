@@ -111,8 +111,12 @@ def s4_kernel(params: Params, L: int) -> Array:
 
 
 def fft_length(L: int) -> int:
-    """FFT length for a linear (non-circular) convolution of two length-L signals: at least 2L − 1."""
-    return 2 * L
+    """FFT length for a linear (non-circular) convolution of two length-L signals.
+
+    At least 2L − 1 so nothing wraps around; rounded up to a power of two, which measured faster on
+    the H200 than 2L itself for L = 784 (``artifacts/bench/step_variants_gpu.json``).
+    """
+    return 1 << (2 * L - 1).bit_length()
 
 
 def fft_conv(u: Array, K: Array) -> Array:
@@ -125,14 +129,68 @@ def fft_conv(u: Array, K: Array) -> Array:
     return jnp.swapaxes(y, -1, -2)
 
 
-def s4_apply(params: Params, u: Array) -> Array:
-    """The S4 layer in convolution mode: ``u (..., L, H)`` → ``y (..., L, H)``, y = K̄ * u + D u."""
+def toeplitz_matrix(K: Array) -> Array:
+    """Lower-triangular Toeplitz matrices ``T (H, L, L)`` with ``T[h, i, j] = K[h, i − j]`` for i ≥ j, else 0."""
+    L = K.shape[-1]
+    lag = jnp.arange(L)[:, None] - jnp.arange(L)[None, :]
+    return jnp.where(lag >= 0, K[:, jnp.clip(lag, 0, L - 1)], 0.0)
+
+
+def diagonal_sums(M: Array) -> Array:
+    """``s[h, m] = Σ_i M[h, i, i − m]`` for m = 0 … L−1 (sums along the sub-diagonals), ``(H, L)``.
+
+    Reverse the columns, pad each row to 2L and reread the buffer with rows of length 2L − 1: row i
+    then starts i places later, so every sub-diagonal lands in one column.
+    """
+    H, L, _ = M.shape
+    R = jnp.pad(M[:, :, ::-1], ((0, 0), (0, 0), (0, L)))  # (H, L, 2L)
+    skew = R.reshape(H, L * 2 * L)[:, : L * (2 * L - 1)].reshape(H, L, 2 * L - 1)
+    return jnp.sum(skew[:, :, L - 1 :], axis=1)
+
+
+@jax.custom_vjp
+def toeplitz_conv(u: Array, K: Array) -> Array:
+    """Causal convolution as a batched matrix product: ``y[b, :, h] = T_h u[b, :, h]`` (``u (B, L, H)``).
+
+    O(L²) work instead of O(L log L), but it runs on the matrix units: for L ≈ 10³ on a GPU it can beat
+    the FFT (see ``benchmarks/step_variants.py``). The backward pass is written by hand so the
+    gradient of K is a sum along diagonals rather than a scatter.
+    """
+    return jnp.einsum("hij,bjh->bih", toeplitz_matrix(K), u)
+
+
+def _toeplitz_fwd(u: Array, K: Array) -> tuple[Array, tuple[Array, Array]]:
+    T = toeplitz_matrix(K)
+    return jnp.einsum("hij,bjh->bih", T, u), (u, T)
+
+
+def _toeplitz_bwd(res: tuple[Array, Array], dy: Array) -> tuple[Array, Array]:
+    u, T = res
+    du = jnp.einsum("hij,bih->bjh", T, dy)
+    dT = jnp.einsum("bih,bjh->hij", dy, u)
+    return du, diagonal_sums(dT)
+
+
+toeplitz_conv.defvjp(_toeplitz_fwd, _toeplitz_bwd)
+
+CONVOLUTIONS = {"fft": fft_conv, "toeplitz": toeplitz_conv}
+
+
+def s4_apply(params: Params, u: Array, conv: str = "fft") -> Array:
+    """The S4 layer in convolution mode: ``u (..., L, H)`` → ``y (..., L, H)``, y = K̄ * u + D u.
+
+    ``conv`` picks how the causal convolution is computed: ``"fft"`` (:func:`fft_conv`) or
+    ``"toeplitz"`` (:func:`toeplitz_conv`, for ``u`` of shape ``(B, L, H)``); both give the same result.
+    """
     u = _check.as_array("u", u)
     H = params["D"].shape[0]
     if u.ndim < 2 or u.shape[-1] != H:
         raise ValueError(f"u: expected shape (..., L, H) with H={H}, got {u.shape}")
+    conv = _check.choice("conv", conv, tuple(CONVOLUTIONS))
+    if conv == "toeplitz" and u.ndim != 3:
+        raise ValueError(f"u: the toeplitz convolution expects shape (B, L, H), got {u.shape}")
     K = s4_kernel(params, u.shape[-2])
-    return fft_conv(u, K.astype(u.dtype)) + params["D"] * u
+    return CONVOLUTIONS[conv](u, K.astype(u.dtype)) + params["D"] * u
 
 
 # ----------------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="shift: random ±2 px translations; affine: also ±10° rotations and 0.9-1.1 scaling",
     )
+    p.add_argument("--conv", choices=["fft", "toeplitz"], default="fft", help="how the S4 layers convolve (same result)")
     p.add_argument("--prng", choices=["threefry2x32", "rbg"], default="threefry2x32", help="random-bit generator for dropout/augmentation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX .gz files (else S4LITE_DATA / download)")
@@ -199,7 +200,7 @@ def make_steps(args: argparse.Namespace, opt: optax.GradientTransformation, perm
             images = shift_images(k_aug, images)
         elif augment == "affine":
             images = affine_images(k_aug, images)
-        logits = classify(params, to_sequence(images, perm), k_drop, rate)
+        logits = classify(params, to_sequence(images, perm), k_drop, rate, args.conv)
         return cross_entropy(logits, labels), logits
 
     @partial(jax.jit, donate_argnums=(0, 1))
@@ -213,7 +214,7 @@ def make_steps(args: argparse.Namespace, opt: optax.GradientTransformation, perm
 
     @jax.jit
     def eval_batch(params, images, labels, mask):
-        logits = classify(params, to_sequence(images, perm))
+        logits = classify(params, to_sequence(images, perm), conv=args.conv)
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         return jnp.sum(losses * mask), jnp.sum((jnp.argmax(logits, -1) == labels) * mask)
 
