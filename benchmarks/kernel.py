@@ -55,9 +55,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="skip the naive kernel when N*N*L exceeds this (e.g. 3e8 on a CPU); default: no limit")
     p.add_argument("--skip-single", action="store_true", help="only run the batched benchmark")
     p.add_argument("--H", type=int, default=0, help="number of SSMs for the batched benchmark (0: skip it)")
+    p.add_argument("--batched-impl", nargs="+", choices=IMPLS, default=list(IMPLS), help="batched implementations to time")
     p.add_argument("--batched-N", type=int, default=64, help="state size of each SSM in the batched benchmark")
     p.add_argument("--batched-L", type=int, nargs="+", default=[1024, 4096, 16384], help="lengths (batched)")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per case (median reported)")
+    p.add_argument("--repeats", type=int, default=5, help="minimum number of timed runs per case (median reported)")
+    p.add_argument("--min-time", type=float, default=0.2,
+                   help="keep repeating (up to 200 runs) until the timed runs add up to this many seconds")
+    p.add_argument("--memory-only", action="store_true",
+                   help="batched: only compile and report memory_analysis() (no timing; ms fields are null)")
     p.add_argument("--x64", action="store_true", help="float64/complex128 instead of float32/complex64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the results as JSON here")
@@ -65,14 +70,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def time_ms(fn: Callable[[], Any], repeats: int) -> float:
-    """Median wall time of ``fn()`` in ms, after a warm-up call (compilation) and one untimed run."""
+def time_ms(fn: Callable[[], Any], repeats: int, min_time: float = 0.0, max_repeats: int = 200) -> float:
+    """Median wall time of ``fn()`` in ms, after a warm-up call (compilation) and one untimed run.
+
+    Runs at least ``repeats`` times, and more (up to ``max_repeats``) until ``min_time`` seconds of
+    timed runs have accumulated, so that fast cases get a stable median.
+    """
     import jax
 
     jax.block_until_ready(fn())
     jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
+    times: list[float] = []
+    while len(times) < repeats or (sum(times) < min_time * 1e3 and len(times) < max_repeats):
         t0 = time.perf_counter()
         jax.block_until_ready(fn())
         times.append((time.perf_counter() - t0) * 1e3)
@@ -99,6 +108,17 @@ def peak_bytes() -> int | None:
         return None
     value = stats.get("peak_bytes_in_use")
     return int(value) if value is not None else None
+
+
+def compiled_total_bytes(fn: Callable, *args: Any) -> int | None:
+    """Temporaries + arguments + outputs of the compiled program: the memory one call needs at its peak."""
+    import jax
+
+    try:
+        a = jax.jit(fn).lower(*args).compile().memory_analysis()
+        return int(a.temp_size_in_bytes + a.argument_size_in_bytes + a.output_size_in_bytes)
+    except Exception:  # noqa: BLE001 - not implemented on every backend/version
+        return None
 
 
 def compiled_temp_bytes(fn: Callable, *args: Any) -> int | None:
@@ -140,11 +160,11 @@ def single_benchmarks(args: argparse.Namespace, real, cplx) -> list[dict]:
                 if args.max_naive_work is not None and N * N * L > args.max_naive_work:
                     print(f"naive N={N:4d} L={L:6d}: skipped (N²L = {N * N * L:.1e} > --max-naive-work)", flush=True)
                 else:
-                    ms = time_ms(lambda: naive(Ab, Bb, c, L), args.repeats)
+                    ms = time_ms(lambda: naive(Ab, Bb, c, L), args.repeats, args.min_time)
                     rows.append({"method": "naive", "N": N, "L": L, "ms": ms})
                     print(f"naive N={N:4d} L={L:6d}: {ms:10.3f} ms", flush=True)
             if "dplr" in args.methods:
-                ms = time_ms(lambda: dplr(Lambda, P, P, Bt, Ct, real(step), L), args.repeats)
+                ms = time_ms(lambda: dplr(Lambda, P, P, Bt, Ct, real(step), L), args.repeats, args.min_time)
                 rows.append({"method": "dplr", "N": N, "L": L, "ms": ms})
                 print(f"dplr  N={N:4d} L={L:6d}: {ms:10.3f} ms", flush=True)
     return rows
@@ -185,30 +205,74 @@ def layer_kernels(params: dict[str, Any], L: int):
     return jax.vmap(one)(params)
 
 
+def s4_layer_kernels(params: dict[str, Any], L: int, cauchy_fn):
+    """The H × L kernels the S4 layer computes (N/2 states by conjugate symmetry, L/2+1 frequencies)."""
+    import jax
+
+    from s4lite.kernel import kernel_dplr_conj
+    from s4lite.layer import ssm_parts
+
+    Lambda, P, B, Ct, step = ssm_parts(params)
+    one = lambda lam, p, b, c, dt: kernel_dplr_conj(lam, p, b, c, dt, L, cauchy_fn=cauchy_fn)  # noqa: E731
+    return jax.vmap(one)(Lambda, P, B, Ct, step)
+
+
+IMPLS = ("full", "layer_matmul", "layer_fused")
+
+
 def batched_benchmarks(args: argparse.Namespace, real) -> list[dict]:
+    rows = []
+    for impl in args.batched_impl:
+        rows += batched_impl(args, real, impl)
+    return rows
+
+
+def batched_impl(args: argparse.Namespace, real, impl: str) -> list[dict]:
+    """One implementation of the H-SSM kernel:
+
+    * ``full``: every one of the N states and all L frequencies (``vmap`` of ``kernel_dplr_ctilde``,
+      the way a straightforward implementation — and the peer — does it);
+    * ``layer_matmul``: the S4 layer's path with the matmul Cauchy (``cauchy_conj``);
+    * ``layer_fused``: the S4 layer's path with the fused Cauchy (``cauchy_conj_fused``, the default).
+    """
     import jax
     import jax.numpy as jnp
 
+    from s4lite.cauchy import cauchy_conj, cauchy_conj_fused
+    from s4lite.layer import init_s4
+
     rng = np.random.default_rng(args.seed + 1)
-    params = init_layer(args.H, args.batched_N, rng, real)
+    if impl == "full":
+        params = init_layer(args.H, args.batched_N, rng, real)
+        kernels = layer_kernels
+    else:
+        params = jax.tree.map(lambda x: x.astype(real), init_s4(jax.random.PRNGKey(args.seed), args.H, args.batched_N))
+        fn = cauchy_conj if impl == "layer_matmul" else cauchy_conj_fused
+        kernels = lambda p, L, fn=fn: s4_layer_kernels(p, L, fn)  # noqa: E731
     rows = []
     for L in sorted(args.batched_L):  # increasing L: the process-wide peak then belongs to the largest so far
-        forward = jax.jit(lambda p, L=L: layer_kernels(p, L))
-        loss = lambda p, L=L: jnp.sum(layer_kernels(p, L) ** 2)  # noqa: E731
+        forward = jax.jit(lambda p, L=L: kernels(p, L))
+        loss = lambda p, L=L: jnp.sum(kernels(p, L) ** 2)  # noqa: E731
         fwd_bwd = jax.jit(jax.value_and_grad(loss))
-        f_ms = time_ms(lambda: forward(params), args.repeats)
-        fb_ms = time_ms(lambda: fwd_bwd(params), args.repeats)
+        if args.memory_only:
+            f_ms = fb_ms = None
+        else:
+            f_ms = time_ms(lambda: forward(params), args.repeats, args.min_time)
+            fb_ms = time_ms(lambda: fwd_bwd(params), args.repeats, args.min_time)
         row = {
-            "H": args.H, "N": args.batched_N, "L": L,
+            "impl": impl, "H": args.H, "N": args.batched_N, "L": L,
             "forward_ms": f_ms, "forward_backward_ms": fb_ms,
             "peak_bytes": peak_bytes(),
             "temp_bytes": compiled_temp_bytes(jax.value_and_grad(loss), params),
-            "forward_temp_bytes": compiled_temp_bytes(lambda p, L=L: layer_kernels(p, L), params),
+            "total_bytes": compiled_total_bytes(jax.value_and_grad(loss), params),
+            "forward_total_bytes": compiled_total_bytes(lambda p, L=L: kernels(p, L), params),
+            "forward_temp_bytes": compiled_temp_bytes(lambda p, L=L: kernels(p, L), params),
         }
         rows.append(row)
         fmt = lambda b: "n/a" if b is None else f"{b / 2**20:.1f} MiB"  # noqa: E731
-        print(f"batched H={args.H} N={args.batched_N} L={L:6d}: forward {f_ms:9.3f} ms, "
-              f"forward+backward {fb_ms:9.3f} ms, peak {fmt(row['peak_bytes'])}, "
+        fms = lambda t: "n/a" if t is None else f"{t:9.3f} ms"  # noqa: E731
+        print(f"{impl:12s} batched H={args.H} N={args.batched_N} L={L:6d}: forward {fms(f_ms)}, "
+              f"forward+backward {fms(fb_ms)}, peak {fmt(row['peak_bytes'])}, "
               f"temp (fwd+bwd) {fmt(row['temp_bytes'])}, temp (fwd) {fmt(row['forward_temp_bytes'])}", flush=True)
     return rows
 
@@ -221,7 +285,7 @@ def plot(result: dict, path: str) -> None:
 
     meta = result["meta"]
     batched = result["batched"]
-    ncols = 2 if batched else 1
+    ncols = 2 if any(r["forward_ms"] is not None for r in batched) else 1
     fig, axes = plt.subplots(1, ncols, figsize=(6.2 * ncols, 4.6), squeeze=False)
     ax = axes[0, 0]
     Ns = sorted({r["N"] for r in result["single"]})
@@ -239,6 +303,7 @@ def plot(result: dict, path: str) -> None:
     ax.set_title(f"One SSM kernel: naive (dashed) vs DPLR (solid)\n{meta['platform']}, {meta['dtype']}, jit")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    batched = [r for r in batched if r["forward_ms"] is not None]
     if batched:
         ax = axes[0, 1]
         rows = sorted(batched, key=lambda r: r["L"])
@@ -277,6 +342,8 @@ def main(argv: list[str] | None = None) -> dict:
         "command": " ".join(sys.argv if argv is None else [sys.argv[0], *argv]),
         "dtype": np.dtype(real).name,
         "repeats": args.repeats,
+        "loadavg_1min_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "min_time_s": args.min_time,
         "naive_system": "dense bilinear (Ab, Bb) of the real LegS matrix, step 1e-2",
         "dplr_system": "kernel_dplr_ctilde on make_dplr(N, 'legs'), random complex Ct, step 1e-2",
     }

@@ -59,3 +59,25 @@ def cauchy_conj(v: Any, z: Any, w: Any) -> Array:
     recip = 1.0 / (z[:, None] - w[None, :])
     recip_c = 1.0 / (z[:, None] - jnp.conj(w)[None, :])
     return jnp.einsum("...n,mn->...m", v, recip) + jnp.einsum("...n,mn->...m", jnp.conj(v), recip_c)
+
+
+@jax.checkpoint
+def _conj_pairs_summed(v: Array, z: Array, w: Array) -> Array:
+    # One pair in one fraction: v/(z−w) + v̄/(z−w̄) = 2(Re(v) z − Re(v w̄)) / (z² − 2 Re(w) z + |w|²).
+    zz = z[:, None]
+    num = 2.0 * (jnp.real(v)[..., None, :] * zz - jnp.real(v * jnp.conj(w))[..., None, :])
+    den = zz * zz - 2.0 * jnp.real(w) * zz + jnp.abs(w) ** 2
+    return jnp.sum(num / den, axis=-1)
+
+
+def cauchy_conj_fused(v: Any, z: Any, w: Any) -> Array:
+    r"""Same as :func:`cauchy_conj`, written so the compiler can fuse it into one pass.
+
+    Each conjugate pair is one fraction,
+    :math:`\frac{v}{z-w} + \frac{\bar v}{z-\bar w} = \frac{2(\operatorname{Re}(v)\, z - \operatorname{Re}(v\bar w))}{z^2 - 2\operatorname{Re}(w)\, z + |w|^2}`,
+    (one complex division instead of two), and the terms are summed where they are made: the
+    broadcast ``(..., M, N/2)`` array exists only inside a fused reduction, never in memory.
+    ``jax.checkpoint`` makes the backward pass recompute the terms instead of storing them.
+    """
+    v, z, w = _args(v, z, w)
+    return _conj_pairs_summed(v, z, w)

@@ -155,7 +155,15 @@ def kernel_dplr(Lambda: Any, P: Any, Q: Any, B: Any, C: Any, step: Any, L: int) 
     return kernel_dplr_ctilde(Lambda, P, Q, B, Ct, step, L)
 
 
-def kernel_dplr_conj(Lambda: Array, P: Array, B: Array, Ct: Array, step: Array, L: int) -> Array:
+def kernel_dplr_conj(
+    Lambda: Array,
+    P: Array,
+    B: Array,
+    Ct: Array,
+    step: Array,
+    L: int,
+    cauchy_fn: Callable[[Array, Array, Array], Array] | None = None,
+) -> Array:
     r"""The kernel of a *real* SSM stored by conjugate symmetry: the training path of the S4 layer.
 
     The N-state DPLR system is closed under conjugation, so only one state of each conjugate pair is
@@ -165,13 +173,16 @@ def kernel_dplr_conj(Lambda: Array, P: Array, B: Array, Ct: Array, step: Array, 
     * K̄ is real, so :math:`\hat K(\omega_{L-k}) = \overline{\hat K(\omega_k)}`: only the
       ``L//2 + 1`` frequencies :math:`\omega_0 … \omega_{L/2}` are evaluated and ``irfft`` returns K̄.
 
+    ``cauchy_fn`` is :func:`~s4lite.cauchy.cauchy_conj_fused` by default (measured faster and far
+    smaller in memory on the GPU than the matmul form :func:`~s4lite.cauchy.cauchy_conj`).
     Returns real ``(L,)``, equal to :func:`kernel_dplr_ctilde` on the full conjugate-closed system.
     No argument checks (it is called inside ``jit``/``vmap`` by the layer); shapes must be as stated.
     """
+    from .cauchy import cauchy_conj_fused
+
     M = L // 2 + 1
     k = jnp.arange(M)
     omega = jnp.exp(-2j * jnp.pi * k.astype(jnp.real(Lambda).dtype) / L)
-    from .cauchy import cauchy_conj  # local import keeps the module header about Theorem 3
-
-    Khat = kernel_spectrum_dplr(Lambda, P[None, :], P[None, :], B, Ct, step, omega, cauchy_fn=cauchy_conj)
+    fn = cauchy_conj_fused if cauchy_fn is None else cauchy_fn
+    Khat = kernel_spectrum_dplr(Lambda, P[None, :], P[None, :], B, Ct, step, omega, cauchy_fn=fn)
     return jnp.fft.irfft(Khat, n=L)
