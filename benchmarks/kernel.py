@@ -43,6 +43,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+# Run from a checkout without installing: make the repository root importable.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

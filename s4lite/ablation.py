@@ -290,10 +290,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = {**vars(args), "command": "python -m s4lite.ablation " + " ".join(sys.argv[1:] if argv is None else argv), "data_source": task["source"], **info}
     (out / "config.json").write_text(json.dumps(config, indent=1))
     results, cache = [], {}
-    for kind in args.kinds:
-        for dropout in args.dropouts:
-            for train_a in args.train_a:
-                for seed in args.seeds:
+    for seed in args.seeds:  # seed outermost: a run cut short still has every cell of the first seeds
+        for kind in args.kinds:
+            for dropout in args.dropouts:
+                for train_a in args.train_a:
                     r = run_cell(data, kind, train_a == "trained", dropout, seed, args.epochs, args.batch_size, args.d_model, args.n_layers, args.N, args.lr, args.ssm_lr, args.conv, cache)
                     results.append(r)
                     print(f"{kind:13s} A {train_a:7s} dropout {dropout:.2f} seed {seed}: test {r['final_test_acc']:.4f} train {r['final_train_acc']:.4f} ({r['n_params']} params, {r['history'][-1]['time']:.0f} s)", flush=True)

@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/generation")
+    ap.add_argument("--load", default=None, help="an earlier run's directory: skip training, reuse its parameters and NLL history, redo the checks and sampling")
     args = ap.parse_args(argv)
 
     out = Path(args.out)
@@ -164,7 +165,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     (out / "config.json").write_text(json.dumps(config, indent=1))
     history, t_train = [], 0.0
     key = jax.random.PRNGKey(args.seed + 1)
-    for epoch in range(args.epochs):
+    if args.load is not None:
+        params = load_params(Path(args.load) / "params.safetensors", args.d_model, args.n_layers, args.N)
+        earlier = json.loads((Path(args.load) / "metrics.json").read_text())
+        history, t_train = earlier["history"], earlier["train_time_s"]
+        config["trained_by"] = json.loads((Path(args.load) / "config.json").read_text())
+        (out / "config.json").write_text(json.dumps(config, indent=1))
+    for epoch in range(0 if args.load is None else args.epochs, args.epochs):
         t0 = time.perf_counter()
         k_epoch = jax.random.fold_in(key, epoch)
         order = jax.random.permutation(k_epoch, train.shape[0])

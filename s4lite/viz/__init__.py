@@ -1,0 +1,1 @@
+"""Plotting and widget callbacks for the chapters; one module per topic."""
