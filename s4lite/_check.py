@@ -70,6 +70,14 @@ def positive(name: str, value: Any) -> Any:
     return value
 
 
+def step_size(name: str, value: Any) -> Any:
+    """A scalar step size Δ: 0-d, finite and > 0 when its value is known."""
+    arr = as_array(name, value)
+    if arr.ndim != 0:
+        raise ValueError(f"{name}: expected a scalar, got shape {arr.shape}")
+    return positive(name, value)
+
+
 def length(name: str, L: Any) -> int:
     """A sequence length: a Python/NumPy integer >= 1."""
     if isinstance(L, (bool, np.bool_)) or not isinstance(L, (int, np.integer)):

@@ -7,6 +7,7 @@ r"""The convolution view: unroll the recurrence (from a zero state) into a causa
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import jax
@@ -28,12 +29,17 @@ def kernel_naive(Ab: Any, Bb: Any, C: Any, L: int) -> Array:
     Bb = _check.vector("Bb", Bb, n)
     C = _check.vector("C", C, n)
     L = _check.length("L", L)
+    dtype = jnp.result_type(Ab, Bb, C, float)
+    return _kernel_naive(Ab.astype(dtype), Bb.astype(dtype), C.astype(dtype), L)
 
+
+@partial(jax.jit, static_argnums=3)
+def _kernel_naive(Ab: Array, Bb: Array, C: Array, L: int) -> Array:
+    # Compiled once per shape, dtype and L: calling kernel_naive again does not retrace.
     def step(x, _):
         return Ab @ x, C @ x
 
-    dtype = jnp.result_type(Ab, Bb, C, float)
-    _, K = jax.lax.scan(step, Bb.astype(dtype), None, length=L)
+    _, K = jax.lax.scan(step, Bb, None, length=L)
     return K
 
 
@@ -44,6 +50,8 @@ def causal_conv(u: Any, K: Any) -> Array:
     computes has no wrap-around: O(L log L) instead of O(L²). Complex ``K`` or ``u`` are allowed.
     """
     u = _check.vector("u", u, what="L")
+    if u.shape[0] < 1:
+        raise ValueError("u: expected at least one sample, got an empty vector")
     K = _check.vector("K", K, u.shape[0], what="L (the length of u)")
     L = u.shape[0]
     n = 2 * L

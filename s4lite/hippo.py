@@ -102,8 +102,15 @@ def make_dplr(
 def dplr_to_dense(Lambda: np.ndarray, P: np.ndarray, Q: np.ndarray | None = None) -> np.ndarray:
     r"""The dense matrix :math:`\operatorname{diag}(\Lambda) - \sum_r P_r Q_r^*` (``Q = P`` if omitted)."""
     Lambda = np.asarray(Lambda)
-    P = np.atleast_2d(P)
-    Q = P if Q is None else np.atleast_2d(Q)
+    if Lambda.ndim != 1 or Lambda.shape[0] < 1:
+        raise ValueError(f"Lambda: expected a vector of shape (N,), got shape {Lambda.shape}")
+    n = Lambda.shape[0]
+    P = np.atleast_2d(np.asarray(P))
+    if P.ndim != 2 or P.shape[1] != n:
+        raise ValueError(f"P: expected shape (N,) or (r, N) with N={n}, got shape {np.shape(P)}")
+    Q = P if Q is None else np.atleast_2d(np.asarray(Q))
+    if Q.shape != P.shape:
+        raise ValueError(f"Q: expected the shape of P {P.shape}, got {Q.shape}")
     return np.diag(Lambda) - P.T @ Q.conj()
 
 

@@ -75,6 +75,7 @@ def woodbury_resolvent(Lambda: Any, P: Any, Q: Any, z: Any) -> Array:
     Q = _check.low_rank("Q", Q, n)
     if P.shape != Q.shape:
         raise ValueError(f"Q: expected the shape of P {P.shape}, got {Q.shape}")
+    z = _check.scalar("z", z)
     r = 1.0 / (z - Lambda)  # diagonal of R
     RP = r[:, None] * P.T  # (N, r)
     QsR = Q.conj() * r[None, :]  # (r, N)
@@ -115,7 +116,7 @@ def kernel_spectrum_dplr(
     return 2.0 / (1.0 + omega) * core
 
 
-def _dplr_args(Lambda: Any, P: Any, Q: Any, B: Any, C: Any, step: Any, L: Any):
+def _dplr_args(Lambda: Any, P: Any, Q: Any, B: Any, C: Any, step: Any, L: Any, c_name: str = "C"):
     Lambda = _check.vector("Lambda", Lambda)
     n = Lambda.shape[0]
     P = _check.low_rank("P", P, n)
@@ -123,8 +124,8 @@ def _dplr_args(Lambda: Any, P: Any, Q: Any, B: Any, C: Any, step: Any, L: Any):
     if P.shape != Q.shape:
         raise ValueError(f"Q: expected the shape of P {P.shape}, got {Q.shape}")
     B = _check.vector("B", B, n)
-    C = _check.vector("C", C, n)
-    _check.positive("step", step)
+    C = _check.vector(c_name, C, n)
+    _check.step_size("step", step)
     L = _check.length("L", L)
     dtype = jnp.result_type(Lambda, P, Q, B, C, 1j)
     return (*(jnp.asarray(x, dtype) for x in (Lambda, P, Q, B, C)), jnp.asarray(step), L)
@@ -135,7 +136,7 @@ def kernel_dplr_ctilde(Lambda: Any, P: Any, Q: Any, B: Any, Ct: Any, step: Any, 
 
     Returns :math:`\operatorname{Re}\,\text{IFFT}(\hat K(\omega_0 … \omega_{L-1}))`.
     """
-    Lambda, P, Q, B, Ct, step, L = _dplr_args(Lambda, P, Q, B, Ct, step, L)
+    Lambda, P, Q, B, Ct, step, L = _dplr_args(Lambda, P, Q, B, Ct, step, L, c_name="Ct")
     omega = roots_of_unity(L, jnp.real(Lambda).dtype)
     Khat = kernel_spectrum_dplr(Lambda, P, Q, B, Ct, step, omega)
     return jnp.fft.ifft(Khat).real

@@ -33,10 +33,15 @@ def scan_ssm(Ab: Any, Bb: Any, C: Any, u: Any, x0: Any | None = None) -> tuple[A
     u = _check.vector("u", u, what="L")
     dtype = jnp.result_type(Ab, Bb, C, u, float)
     x_init = jnp.zeros(n, dtype) if x0 is None else jnp.asarray(_check.vector("x0", x0, n), dtype)
+    return _scan(Ab, Bb, C, u.astype(dtype), x_init)
 
+
+@jax.jit
+def _scan(Ab: Array, Bb: Array, C: Array, u: Array, x_init: Array) -> tuple[Array, Array]:
+    # Compiled once per shape and dtype: calling scan_ssm again with new values does not retrace.
     def step(x, u_k):
         x = Ab @ x + Bb * u_k
         return x, x
 
-    _, states = jax.lax.scan(step, x_init, u.astype(dtype))
+    _, states = jax.lax.scan(step, x_init, u)
     return states @ C, states

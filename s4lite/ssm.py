@@ -72,8 +72,13 @@ def simulate(
         raise ValueError("t: expected strictly increasing sample times")
     x0 = jnp.zeros(n, dtype) if x0 is None else jnp.asarray(_check.vector("x0", x0, n), dtype)
 
-    dts = jnp.diff(t)
-    Phi, G0, G1 = jax.vmap(foh_matrices, in_axes=(None, None, 0))(A, B, dts)
+    return _simulate(A, B, C, D, u, t, x0)
+
+
+@jax.jit
+def _simulate(A: Array, B: Array, C: Array, D: Array, u: Array, t: Array, x0: Array) -> tuple[Array, Array]:
+    # Compiled once per shape and dtype: calling simulate again with new values does not retrace.
+    Phi, G0, G1 = jax.vmap(foh_matrices, in_axes=(None, None, 0))(A, B, jnp.diff(t))
 
     def step(x, inputs):
         Phi_k, G0_k, G1_k, u_k, u_next = inputs

@@ -22,6 +22,8 @@ from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import matplotlib
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
@@ -411,24 +413,34 @@ def kernel_image(K: Any, side: int = 28) -> np.ndarray:
     return K.reshape(K.shape[:-1] + (side, side))
 
 
-def kernel_grid(K_init: Any, K_final: Any, channels: Sequence[int], side: int = 28, title: str = "") -> Figure:
+def kernel_grid(
+    K_init: Any, K_final: Any, channels: Sequence[int], side: int = 28, title: str = "", linthresh: float | None = 1e-2
+) -> Figure:
     """Kernels before (top row) and after training (bottom row) as ``side × side`` images.
 
     ``K_init``, ``K_final`` are ``(H, side²)``; diverging colormap, limits symmetric about 0 and
-    shared by the two images of a channel, so before and after are on one scale.
+    shared by the two images of a channel, so before and after are on one scale. With ``linthresh``
+    (a fraction of the channel's largest |value|) the colour scale is symmetric-logarithmic beyond it,
+    so that weak tails stay visible next to a strong first row; ``None`` gives a linear scale.
     """
     Ki, Kf = np.asarray(K_init, dtype=np.float64), np.asarray(K_final, dtype=np.float64)
     if Ki.shape != Kf.shape or Ki.ndim != 2:
         raise ValueError(f"K_init, K_final: expected two arrays of one shape (H, L), got {Ki.shape} and {Kf.shape}")
     if not channels or any(not 0 <= c < Ki.shape[0] for c in channels):
         raise ValueError(f"channels: expected indices in [0, {Ki.shape[0]}), got {list(channels)}")
+    if linthresh is not None and not 0 < linthresh < 1:
+        raise ValueError(f"linthresh: expected a fraction in (0, 1) or None, got {linthresh!r}")
     n = len(channels)
-    fig, axes = plt.subplots(2, n, figsize=(1.75 * n + 0.8, 4.0), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(1.9 * n + 0.6, 4.6), squeeze=False, layout="constrained")
     for j, c in enumerate(channels):
         lim = max(np.abs(Ki[c]).max(), np.abs(Kf[c]).max())
+        if linthresh is None:
+            norm = matplotlib.colors.Normalize(vmin=-lim, vmax=lim)
+        else:
+            norm = matplotlib.colors.SymLogNorm(linthresh=linthresh * lim, vmin=-lim, vmax=lim, base=10)
         for i, (K, when) in enumerate(((Ki[c], "before"), (Kf[c], "after"))):
             ax = axes[i, j]
-            im = ax.imshow(kernel_image(K, side), cmap="RdBu_r", vmin=-lim, vmax=lim)
+            im = ax.imshow(kernel_image(K, side), cmap="RdBu_r", norm=norm)
             ax.set_xticks([0, side - 1])
             ax.set_yticks([0, side - 1])
             ax.tick_params(labelsize=6)
@@ -438,7 +450,9 @@ def kernel_grid(K_init: Any, K_final: Any, channels: Sequence[int], side: int = 
                 ax.set_ylabel(f"{when}\nrows back", fontsize=8)
             if i == 1:
                 ax.set_xlabel("columns back", fontsize=7)
-        fig.colorbar(im, ax=axes[:, j], shrink=0.6, pad=0.03).ax.tick_params(labelsize=6)
+        cb = fig.colorbar(im, ax=axes[:, j], location="bottom", shrink=0.9, aspect=12)
+        cb.set_ticks([-lim, 0, lim], labels=[f"{-lim:.2g}", "0", f"{lim:.2g}"])
+        cb.ax.tick_params(labelsize=6)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -649,3 +663,40 @@ def plot_decay_rates(Lambda_init: Any, Lambda_final: Any, layers: Sequence[int] 
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def same_column_ratio(K: Any, side: int = 28, rows: int = 5, offsets: Sequence[int] = (3, 4, 5, 6)) -> np.ndarray:
+    r"""Does a kernel single out the pixel in the *same column* of earlier image rows?
+
+    For lags :math:`j = r\cdot\text{side}` (the same column, r = 1 … ``rows`` rows back) against the
+    nearby lags :math:`r\cdot\text{side} \pm d` (``d`` in ``offsets``): the mean of :math:`\bar K_j^2` over the
+    first set divided by its mean over the second, per kernel (last axis). About 1: no preference; well
+    above 1: the kernel reaches back to the same column of earlier rows.
+    """
+    K = np.asarray(K, dtype=np.float64)
+    if not offsets or any(not 0 < d < side for d in offsets):
+        raise ValueError(f"offsets: expected integers in (0, {side}), got {list(offsets)}")
+    if rows < 1 or (rows * side + max(offsets)) >= K.shape[-1]:
+        raise ValueError(f"rows: expected 1 <= rows with rows·side + max(offsets) < L = {K.shape[-1]}, got {rows}")
+    E = K**2
+    on = np.stack([E[..., r * side] for r in range(1, rows + 1)], -1).mean(-1)
+    near = np.stack([E[..., r * side + s * d] for r in range(1, rows + 1) for d in offsets for s in (-1, 1)], -1).mean(-1)
+    if np.any(near == 0):
+        raise ValueError("K: the kernel is zero at all comparison lags")
+    return on / near
+
+
+def energy_extent(K: Any, q: float = 0.9) -> np.ndarray:
+    r"""The number of leading lags that hold a share ``q`` of each kernel's energy (last axis), as integers.
+
+    The smallest n with :math:`\sum_{j<n} \bar K_j^2 \ge q \sum_j \bar K_j^2`: how far back the kernel reaches.
+    """
+    K = np.asarray(K, dtype=np.float64)
+    if not 0 < q <= 1:
+        raise ValueError(f"q: expected a share in (0, 1], got {q!r}")
+    E = K**2
+    total = E.sum(-1, keepdims=True)
+    if np.any(total == 0):
+        raise ValueError("K: every kernel must have nonzero energy")
+    share = np.cumsum(E, -1) / total
+    return np.sum(share < q * (1 - 1e-12), axis=-1) + 1

@@ -1,0 +1,79 @@
+"""Shared test setup: float64 on (before anything imports JAX arrays), and random-system fixtures.
+
+Everything here is cheap: no JIT compilation and no large arrays at import or fixture time.
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from typing import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def random_stable_system(
+    rng: np.random.Generator, N: int, margin: float = 0.1, complex_: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""A random SISO system ``(A (N,N), B (N,), C (N,))`` with :math:`\max \operatorname{Re}\lambda(A) = -\text{margin}`.
+
+    A Gaussian matrix (entries of variance 1/N) shifted by a multiple of I so that its rightmost
+    eigenvalue sits exactly ``margin`` to the left of the imaginary axis.
+    """
+    M = rng.standard_normal((N, N)) / np.sqrt(N)
+    B = rng.standard_normal(N)
+    C = rng.standard_normal(N)
+    if complex_:
+        M = M + 1j * rng.standard_normal((N, N)) / np.sqrt(N)
+        B = B + 1j * rng.standard_normal(N)
+        C = C + 1j * rng.standard_normal(N)
+    shift = np.max(np.linalg.eigvals(M).real) + margin
+    return M - shift * np.eye(N), B, C
+
+
+def random_dplr(
+    rng: np.random.Generator, N: int, r: int = 1, margin: float = 0.1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""A random DPLR system ``(Lambda (N,), P (r,N), Q (r,N), B (N,), C (N,))``, all complex128.
+
+    ``Lambda`` has real parts in [−1.5, −margin]; P, Q are small (scale 0.3/√N) so that
+    ``diag(Lambda) − PᵀQ̄`` stays comfortably stable for the sizes used in the tests.
+    """
+    Lambda = -rng.uniform(margin, 1.5, N) + 1j * rng.uniform(-3.0, 3.0, N)
+    scale = 0.3 / np.sqrt(N)
+    P = scale * (rng.standard_normal((r, N)) + 1j * rng.standard_normal((r, N)))
+    Q = scale * (rng.standard_normal((r, N)) + 1j * rng.standard_normal((r, N)))
+    B = rng.standard_normal(N) + 1j * rng.standard_normal(N)
+    C = rng.standard_normal(N) + 1j * rng.standard_normal(N)
+    return Lambda, P, Q, B, C
+
+
+def rel_err(a, b) -> float:
+    """max |a − b| / max |b| (both converted to NumPy)."""
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A fresh, fixed-seed generator per test (tests do not depend on each other's draws)."""
+    return np.random.default_rng(20220125)
+
+
+@pytest.fixture(scope="session")
+def stable_system() -> Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The factory :func:`random_stable_system` (session-scoped so Hypothesis tests may use it)."""
+    return random_stable_system
+
+
+@pytest.fixture(scope="session")
+def dplr_system() -> Callable[..., tuple[np.ndarray, ...]]:
+    """The factory :func:`random_dplr`."""
+    return random_dplr
+
+
+@pytest.fixture(scope="session")
+def relerr() -> Callable[..., float]:
+    """The function :func:`rel_err` (max |a − b| / max |b|)."""
+    return rel_err

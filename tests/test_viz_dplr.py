@@ -1,0 +1,296 @@
+"""Tests for ``s4lite.viz.dplr``: the helpers of chapters 5 (diagonalization), 6 (benchmark plots)
+and 7 (recurrent timings and generation). Synthetic inputs only; float64 (see conftest)."""
+
+from __future__ import annotations
+
+import json
+from math import comb
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from s4lite.convolution import kernel_naive  # noqa: E402
+from s4lite.discretize import bilinear  # noqa: E402
+from s4lite.dplr_step import discrete_dplr, scan_dplr  # noqa: E402
+from s4lite.hippo import make_dplr, make_hippo  # noqa: E402
+from s4lite.kernel import kernel_dplr  # noqa: E402
+from s4lite.viz import dplr as viz  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+# ---------------------------------------------------------------- chapter 5
+
+
+def test_rel_err_value_and_errors() -> None:
+    assert viz.rel_err([1.0, 2.5], [1.0, 2.0]) == pytest.approx(0.25, rel=1e-15)
+    with pytest.raises(ValueError, match="x: expected the shape"):
+        viz.rel_err([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="ref: expected a nonzero"):
+        viz.rel_err([1.0], [0.0])
+
+
+def test_eig_sorted_reconstructs_in_the_requested_precision(rng) -> None:
+    A = rng.standard_normal((6, 6))
+    for dtype, cdtype, tol in ((np.float64, np.complex128, 1e-12), (np.float32, np.complex64, 1e-5)):
+        lam, V = viz.eig_sorted(A, dtype)
+        assert lam.dtype == cdtype and V.dtype == cdtype
+        assert np.all(np.diff(lam.real) <= 0)  # decreasing real part
+        err = np.abs((V * lam) @ np.linalg.inv(V) - A).max() / np.abs(A).max()
+        assert err < tol, (dtype, err)
+    with pytest.raises(ValueError, match="dtype: expected float32 or float64"):
+        viz.eig_sorted(A, np.int32)
+    with pytest.raises(ValueError, match="A: expected a square matrix"):
+        viz.eig_sorted(np.ones((2, 3)))
+
+
+def test_closed_form_legs_eigenvectors_are_eigenvectors() -> None:
+    """A V = V diag(λ) for Lemma 3.2's closed form (no eig involved), and the row sums are Fibonacci numbers."""
+    N = 12
+    A, _ = make_hippo(N, "legs")
+    lam, V = viz.legs_eigenvectors(N)
+    resid = np.abs(A @ V - V * lam).max() / (np.abs(A).max() * np.abs(V).max())
+    assert resid < 1e-14, resid
+    d = np.sqrt(2 * np.arange(N) + 1)
+    W = np.abs(V) * d[None, :] / d[:, None]  # the binomials binom(i+j, i-j)
+    fib = [0, 1]
+    while len(fib) < 2 * N + 2:
+        fib.append(fib[-1] + fib[-2])
+    np.testing.assert_array_equal(W.sum(axis=1).round(), [fib[2 * i + 1] for i in range(N)])
+
+
+def test_unit_diagonal_eig_matches_closed_form() -> None:
+    N = 16
+    A, _ = make_hippo(N, "legs")
+    _, V = viz.eig_sorted(A)
+    U = viz.unit_diagonal(V)
+    _, V_exact = viz.legs_eigenvectors(N)
+    assert viz.rel_err(U, V_exact) < 1e-12
+    assert abs(V_exact[2 * 3, 3] / np.sqrt(13 / 7)) == comb(9, 3)
+    with pytest.raises(ValueError, match="V: expected a nonzero diagonal"):
+        viz.unit_diagonal(np.array([[0.0, 1.0], [1.0, 0.0]]))
+
+
+def test_reconstruction_error_grows_with_N_and_is_worse_in_float32() -> None:
+    small = viz.reconstruction_error(make_hippo(4, "legs")[0], np.float64)
+    assert small < 1e-14, small
+    e32 = viz.reconstruction_error(make_hippo(12, "legs")[0], np.float32)
+    e64 = viz.reconstruction_error(make_hippo(12, "legs")[0], np.float64)
+    assert e32 > 1e3 * e64, (e32, e64)
+    assert viz.reconstruction_error(make_hippo(24, "legs")[0], np.float64) > 1e-6
+
+
+def test_kernel_diagonalized_matches_naive_for_a_well_conditioned_system(stable_system, rng) -> None:
+    A, B, C = stable_system(rng, 5, margin=0.5)
+    step, L = 0.1, 64
+    ref = kernel_naive(*bilinear(A, B, step), C, L)
+    assert viz.rel_err(viz.kernel_diagonalized(A, B, C, step, L, np.float64), ref) < 1e-11
+    assert viz.rel_err(viz.kernel_diagonalized(A, B, C, step, L, np.float32), ref) < 1e-4
+    with pytest.raises(ValueError, match="C: expected"):
+        viz.kernel_diagonalized(A, B, C[:3], step, L)
+
+
+def test_kernel_diagonalized_breaks_for_legs() -> None:
+    """The point of chapter 5: the same formula has no correct digit for LegS at N = 28 in float64."""
+    N, step, L = 28, 0.01, 128
+    A, B = make_hippo(N, "legs")
+    C = np.ones(N)
+    ref = kernel_naive(*bilinear(A, B, step), C, L)
+    assert viz.rel_err(viz.kernel_diagonalized(A, B, C, step, L, np.float64), ref) > 0.1
+
+
+def test_growth_rate_recovers_the_exponent() -> None:
+    Ns = np.arange(2, 20)
+    assert viz.growth_rate(Ns, 3.0 * 2.0 ** (1.5 * Ns)) == pytest.approx(1.5, abs=1e-12)
+    with pytest.raises(ValueError, match="values: expected positive"):
+        viz.growth_rate([1, 2], [1.0, 0.0])
+    with pytest.raises(ValueError, match="values: expected the shape of Ns"):
+        viz.growth_rate([1, 2, 3], [1.0, 2.0])
+
+
+# ---------------------------------------------------------------- chapter 6: generating function
+
+
+def test_fold_kernel() -> None:
+    np.testing.assert_array_equal(viz.fold_kernel(np.arange(7.0), 3), [0 + 3 + 6, 1 + 4, 2 + 5])
+    with pytest.raises(ValueError, match="L: expected an integer >= 1"):
+        viz.fold_kernel(np.ones(4), 0)
+
+
+def test_untruncated_generating_function_aliases_the_kernel(stable_system, rng) -> None:
+    """IFFT of C(I − Āω)⁻¹B̄ at the roots of unity = the kernel folded onto L samples (time aliasing)."""
+    A, B, C = stable_system(rng, 6, margin=0.2)
+    Ab, Bb = bilinear(A, B, 0.5)
+    L = 16  # |Ā^L| is not small here, so the folding is visible ...
+    long = kernel_naive(Ab, Bb, C, 40 * L)  # ... and the tail beyond 40 L is below 1e-15
+    folded = viz.fold_kernel(long, L)
+    got = viz.kernel_without_truncation(Ab, Bb, C, L)
+    assert viz.rel_err(got, folded) < 1e-12
+    assert viz.rel_err(folded, long[:L]) > 1e-2  # the folding changed the kernel
+
+
+# ---------------------------------------------------------------- chapter 6: benchmark files
+
+
+def _bench(with_memory: bool = True) -> dict:
+    meta = {
+        "device": "TFRT_CPU_0", "device_kind": "cpu", "platform": "cpu", "jax_version": "0.test",
+        "commit": "abc1234", "date": "2000-01-01", "command": "python benchmarks/x.py", "dtype": "float32",
+    }
+    single = [
+        {"method": m, "N": N, "L": L, "ms": float(N * L * (N if m == "naive" else 1))}
+        for m in ("naive", "dplr") for N in (16, 32) for L in (64, 256, 1024)
+    ]
+    batched = [
+        {"H": H, "N": 16, "L": L, "forward_ms": 0.1 * H * L, "forward_backward_ms": 0.3 * H * L,
+         "peak_bytes": (H * L * 64 if with_memory else None), "temp_bytes": (H * L * 8 if with_memory else None)}
+        for H in (4, 8) for L in (64, 256)
+    ]
+    return {"meta": meta, "single": single, "batched": batched}
+
+
+def test_load_bench_round_trip_and_schema_errors(tmp_path) -> None:
+    path = tmp_path / "kernel_cpu.json"
+    path.write_text(json.dumps(_bench()))
+    assert viz.load_bench(path) == _bench()
+    with pytest.raises(ValueError, match="path: expected an existing"):
+        viz.load_bench(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        viz.load_bench(tmp_path / "bad.json")
+    data = _bench()
+    del data["meta"]["date"]
+    with pytest.raises(ValueError, match=r"meta: missing keys \['date'\]"):
+        viz.check_bench(data)
+    data = _bench()
+    del data["single"][1]["ms"]
+    with pytest.raises(ValueError, match=r"single\[1\]: missing keys \['ms'\]"):
+        viz.check_bench(data)
+    with pytest.raises(ValueError, match=r"data: missing keys \['batched'\]"):
+        viz.check_bench({"meta": {}, "single": []})
+
+
+def test_find_artifact_walks_up_from_a_subfolder(tmp_path) -> None:
+    target = tmp_path / "artifacts" / "bench" / "kernel_cpu.json"
+    target.parent.mkdir(parents=True)
+    target.write_text("{}")
+    sub = tmp_path / "notebooks"
+    sub.mkdir()
+    assert viz.find_artifact("artifacts/bench/kernel_cpu.json", start=sub).resolve() == target.resolve()
+    assert viz.find_artifact("artifacts/bench/kernel_gpu.json", start=sub) is None
+
+
+def test_bench_meta_text_names_device_date_and_command() -> None:
+    data = _bench()
+    data["meta"]["repeats"] = 7  # an extra key is shown too
+    text = viz.bench_meta_text(data)
+    for word in ("TFRT_CPU_0", "0.test", "2000-01-01", "abc1234", "python benchmarks/x.py", "repeats : 7"):
+        assert word in text
+
+
+def test_bench_speedups_uses_the_largest_common_L() -> None:
+    data = _bench()
+    data["single"].append({"method": "dplr", "N": 16, "L": 4096, "ms": 1.0})  # no naive partner at 4096
+    data["single"].append({"method": "dplr", "N": 99, "L": 64, "ms": 1.0})  # no naive run for N = 99
+    rows = viz.bench_speedups(data)
+    assert [(r["N"], r["L"]) for r in rows] == [(16, 1024), (32, 1024)]
+    assert rows[1]["naive_ms"] == 32 * 32 * 1024 and rows[1]["dplr_ms"] == 32 * 1024
+    assert rows[1]["speedup"] == pytest.approx(32.0, rel=1e-15)
+
+
+def test_plot_bench_single_draws_one_loglog_line_per_method_and_N() -> None:
+    fig = viz.plot_bench_single(_bench())
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    labels = sorted(line.get_label() for line in ax.get_lines())
+    assert labels == ["dplr, N=16", "dplr, N=32", "naive, N=16", "naive, N=32"]
+    naive32 = next(line for line in ax.get_lines() if line.get_label() == "naive, N=32")
+    np.testing.assert_array_equal(naive32.get_xdata(), [64, 256, 1024])
+    np.testing.assert_array_equal(naive32.get_ydata(), [32 * 32 * L for L in (64, 256, 1024)])
+    with pytest.raises(ValueError, match="'single' holds no timings"):
+        viz.plot_bench_single({**_bench(), "single": []})
+
+
+def test_plot_bench_batched_three_panels_and_missing_memory() -> None:
+    fig = viz.plot_bench_batched(_bench())
+    fwd, bwd, mem = fig.axes[:3]
+    assert len(fwd.get_lines()) == 2 and len(bwd.get_lines()) == 2
+    assert len(mem.get_lines()) == 4  # peak and temp for H = 4 and H = 8
+    peak8 = next(line for line in mem.get_lines() if line.get_label() == "peak, H=8, N=16")
+    np.testing.assert_allclose(peak8.get_ydata(), [8 * L * 64 / 2**20 for L in (64, 256)], rtol=1e-15)
+    fig2 = viz.plot_bench_batched(_bench(with_memory=False))
+    assert len(fig2.axes[2].get_lines()) == 0
+    assert "no memory statistics" in fig2.axes[2].texts[0].get_text()
+    with pytest.raises(ValueError, match="'batched' holds no timings"):
+        viz.plot_bench_batched({**_bench(), "batched": []})
+
+
+def test_plot_bench_batched_keeps_implementations_apart() -> None:
+    """Rows with an optional "impl" key give one line per implementation, not one merged line."""
+    data = _bench()
+    data["batched"] = [
+        {**row, "impl": impl, "forward_ms": row["forward_ms"] * k}
+        for row in data["batched"] if row["H"] == 4
+        for impl, k in (("full", 1.0), ("fused", 0.5))
+    ]
+    fwd = viz.plot_bench_batched(data).axes[0]
+    lines = {line.get_label(): line for line in fwd.get_lines()}
+    assert sorted(lines) == ["full, H=4, N=16", "fused, H=4, N=16"]
+    np.testing.assert_allclose(lines["fused, H=4, N=16"].get_ydata(), [0.05 * 4 * L for L in (64, 256)])
+
+
+# ---------------------------------------------------------------- chapter 7
+
+
+def test_loglog_slope_and_seconds_per_step() -> None:
+    x = np.array([16.0, 64.0, 256.0])
+    assert viz.loglog_slope(x, 3.0 * x**2) == pytest.approx(2.0, abs=1e-12)
+    with pytest.raises(ValueError, match="expected positive"):
+        viz.loglog_slope([1.0, 2.0], [1.0, -1.0])
+    s = viz.seconds_per_step(jax.jit(jnp.cumsum), jnp.ones(100), repeats=2)
+    assert 0 < s < 1e-2
+    with pytest.raises(ValueError, match="repeats: expected an integer >= 1"):
+        viz.seconds_per_step(jax.jit(jnp.cumsum), jnp.ones(10), repeats=0)
+
+
+def test_recurrence_timings_shapes() -> None:
+    out = viz.recurrence_timings([4, 8], L=50, repeats=1)
+    np.testing.assert_array_equal(out["N"], [4, 8])
+    for key in ("dense", "dplr"):
+        assert out[key].shape == (2,) and np.all(out[key] > 0) and np.all(np.isfinite(out[key]))
+
+
+def test_generation_rnn_equals_convolution_and_scan() -> None:
+    """Both generation modes give the same sequence, and it is the scan over the inputs that were fed."""
+    N, L, step = 8, 48, 0.05
+    Lambda, P, B, V = make_dplr(N, "legs")
+    C = np.linspace(1.0, 2.0, N) @ V  # a real SSM in the rotated coordinates
+    disc = discrete_dplr(Lambda, P, P, B, step)
+    drive = np.zeros(L)
+    drive[:3] = 1.0
+    y_rnn, u_rnn, s_rnn = viz.generate_recurrent(disc, C, drive, gain=2.0)
+    K = kernel_dplr(Lambda, P, P, B, C, step, L)
+    y_conv, u_conv, s_conv = viz.generate_convolutional(K, drive, gain=2.0)
+    assert np.abs(y_rnn).max() > 1e-2  # not a trivial all-zero sequence
+    assert viz.rel_err(y_conv, y_rnn) < 1e-11
+    assert viz.rel_err(u_conv, u_rnn) < 1e-11
+    y_scan, _ = scan_dplr(disc, C, u_rnn)
+    assert viz.rel_err(y_rnn, np.real(y_scan)) < 1e-12
+    assert s_rnn.shape == s_conv.shape == (L,) and np.all(s_rnn > 0)
+    with pytest.raises(ValueError, match="drive: expected length L"):
+        viz.generate_convolutional(K, drive[:5])
