@@ -208,7 +208,7 @@ def layer_kernels(params: dict[str, Any], L: int):
     return jax.vmap(one)(params)
 
 
-def s4_layer_kernels(params: dict[str, Any], L: int, cauchy_fn):
+def s4_layer_kernels(params: dict[str, Any], L: int, cauchy_fn, chunks: int = 1):
     """The H × L kernels the S4 layer computes (N/2 states by conjugate symmetry, L/2+1 frequencies)."""
     import jax
 
@@ -216,11 +216,11 @@ def s4_layer_kernels(params: dict[str, Any], L: int, cauchy_fn):
     from s4lite.layer import ssm_parts
 
     Lambda, P, B, Ct, step = ssm_parts(params)
-    one = lambda lam, p, b, c, dt: kernel_dplr_conj(lam, p, b, c, dt, L, cauchy_fn=cauchy_fn)  # noqa: E731
+    one = lambda lam, p, b, c, dt: kernel_dplr_conj(lam, p, b, c, dt, L, cauchy_fn=cauchy_fn, chunks=chunks)  # noqa: E731
     return jax.vmap(one)(Lambda, P, B, Ct, step)
 
 
-IMPLS = ("full", "layer_matmul", "layer_fused")
+IMPLS = ("full", "layer_matmul", "layer_fused", "layer_imag", "layer_chunked4", "layer_chunked16", "layer_imag_chunked8")
 
 
 def batched_benchmarks(args: argparse.Namespace, real) -> list[dict]:
@@ -236,12 +236,14 @@ def batched_impl(args: argparse.Namespace, real, impl: str) -> list[dict]:
     * ``full``: every one of the N states and all L frequencies (``vmap`` of ``kernel_dplr_ctilde``,
       the way a straightforward implementation — and the peer — does it);
     * ``layer_matmul``: the S4 layer's path with the matmul Cauchy (``cauchy_conj``);
-    * ``layer_fused``: the S4 layer's path with the fused Cauchy (``cauchy_conj_fused``, the default).
+    * ``layer_fused``: the S4 layer's path with the fused Cauchy (``cauchy_conj_fused``);
+    * ``layer_imag``: the layer's path with the real-arithmetic Cauchy for imaginary nodes (``cauchy_conj_imag``);
+    * ``layer_chunkedC``, ``layer_imag_chunkedC``: the frequencies in C sequential, recomputed pieces.
     """
     import jax
     import jax.numpy as jnp
 
-    from s4lite.cauchy import cauchy_conj, cauchy_conj_fused
+    from s4lite.cauchy import cauchy_conj, cauchy_conj_fused, cauchy_conj_imag
     from s4lite.layer import init_s4
 
     rng = np.random.default_rng(args.seed + 1)
@@ -250,8 +252,9 @@ def batched_impl(args: argparse.Namespace, real, impl: str) -> list[dict]:
         kernels = layer_kernels
     else:
         params = jax.tree.map(lambda x: x.astype(real), init_s4(jax.random.PRNGKey(args.seed), args.H, args.batched_N))
-        fn = cauchy_conj if impl == "layer_matmul" else cauchy_conj_fused
-        kernels = lambda p, L, fn=fn: s4_layer_kernels(p, L, fn)  # noqa: E731
+        fn = {"layer_fused": cauchy_conj_fused}.get(impl, cauchy_conj_imag if impl.startswith("layer_imag") else cauchy_conj)
+        chunks = int(impl.rsplit("chunked", 1)[1]) if "chunked" in impl else 1
+        kernels = lambda p, L, fn=fn, c=chunks: s4_layer_kernels(p, L, fn, c)  # noqa: E731
     rows = []
     for L in sorted(args.batched_L):  # increasing L: the process-wide peak then belongs to the largest so far
         forward = jax.jit(lambda p, L=L: kernels(p, L))

@@ -81,3 +81,31 @@ def cauchy_conj_fused(v: Any, z: Any, w: Any) -> Array:
     """
     v, z, w = _args(v, z, w)
     return _conj_pairs_summed(v, z, w)
+
+
+def cauchy_conj_imag(v: Any, z: Any, w: Any) -> Array:
+    r""":func:`cauchy_conj` for purely imaginary nodes :math:`z = iy`, in real arithmetic.
+
+    S4's nodes are :math:`g(\omega) = \tfrac{2}{\Delta}\tfrac{1-\omega}{1+\omega} = \tfrac{2i}{\Delta}\tan\tfrac{\theta}{2}`
+    for :math:`\omega = e^{-i\theta}` on the unit circle: purely imaginary. With :math:`w = a + ib`,
+
+    .. math::
+        \frac{1}{iy - w} = \frac{-a - i(y-b)}{a^2 + (y-b)^2}, \qquad
+        \frac{1}{iy - \bar w} = \frac{-a - i(y+b)}{a^2 + (y+b)^2},
+
+    so a conjugate pair needs two real reciprocals, and the sum is four real ``(M, N/2)`` matrices
+    applied to :math:`\operatorname{Re} v` and :math:`\operatorname{Im} v` by matrix products.
+    Only ``Im z`` is used (the real part, zero in exact arithmetic, is ignored).
+    """
+    v, z, w = _args(v, z, w)
+    y = jnp.imag(z)[:, None]
+    a, b = jnp.real(w)[None, :], jnp.imag(w)[None, :]
+    d1 = 1.0 / (a * a + (y - b) ** 2)
+    d2 = 1.0 / (a * a + (y + b) ** 2)
+    alpha = -a * (d1 + d2)
+    beta = (y - b) * d1 - (y + b) * d2
+    gamma = -((y - b) * d1 + (y + b) * d2)
+    delta = a * (d2 - d1)
+    p, q = jnp.real(v), jnp.imag(v)
+    mm = lambda x, M: jnp.einsum("...n,mn->...m", x, M)  # noqa: E731
+    return jax.lax.complex(mm(p, alpha) + mm(q, beta), mm(p, gamma) + mm(q, delta))

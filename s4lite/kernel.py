@@ -164,6 +164,7 @@ def kernel_dplr_conj(
     step: Array,
     L: int,
     cauchy_fn: Callable[[Array, Array, Array], Array] | None = None,
+    chunks: int = 1,
 ) -> Array:
     r"""The kernel of a *real* SSM stored by conjugate symmetry: the training path of the S4 layer.
 
@@ -187,5 +188,16 @@ def kernel_dplr_conj(
     k = jnp.arange(M)
     omega = jnp.exp(-2j * jnp.pi * k.astype(jnp.real(Lambda).dtype) / L)
     fn = cauchy_conj if cauchy_fn is None else cauchy_fn
-    Khat = kernel_spectrum_dplr(Lambda, P[None, :], P[None, :], B, Ct, step, omega, cauchy_fn=fn)
+
+    def spectrum(om: Array) -> Array:
+        return kernel_spectrum_dplr(Lambda, P[None, :], P[None, :], B, Ct, step, om, cauchy_fn=fn)
+
+    if chunks <= 1:
+        Khat = spectrum(omega)
+    else:
+        # Memory: evaluate the frequencies in `chunks` sequential pieces and recompute each piece in
+        # the backward pass (jax.checkpoint), so only one piece's (M/chunks, N/2) arrays live at a time.
+        size = -(-M // chunks)
+        padded = jnp.concatenate([omega, jnp.zeros(size * chunks - M, omega.dtype)]).reshape(chunks, size)
+        Khat = jax.lax.map(jax.checkpoint(spectrum), padded).reshape(-1)[:M]
     return jnp.fft.irfft(Khat, n=L)
