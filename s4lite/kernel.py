@@ -175,19 +175,20 @@ def kernel_dplr_conj(
     * K̄ is real, so :math:`\hat K(\omega_{L-k}) = \overline{\hat K(\omega_k)}`: only the
       ``L//2 + 1`` frequencies :math:`\omega_0 … \omega_{L/2}` are evaluated and ``irfft`` returns K̄.
 
-    ``cauchy_fn`` is :func:`~s4lite.cauchy.cauchy_conj` (the matmul form) by default: on the H200,
-    for H = 256, N = 64, L = 16384 it ran forward + backward in 3.96 ms against 7.22 ms for
-    :func:`~s4lite.cauchy.cauchy_conj_fused`, although the fused form needs less memory in the forward
-    pass (``artifacts/bench/kernel_gpu.json``).
+    ``cauchy_fn`` is :func:`~s4lite.cauchy.cauchy_conj_imag` by default (S4's nodes g(ω) are purely
+    imaginary): on the H200, for H = 256, N = 64, L = 16384 it ran forward in 0.91 ms and forward +
+    backward in 2.97 ms, against 1.73 / 3.93 ms for the complex matmul form
+    :func:`~s4lite.cauchy.cauchy_conj` and 2.38 / 7.22 ms for :func:`~s4lite.cauchy.cauchy_conj_fused`
+    (``artifacts/bench/kernel_gpu*.json``). ``chunks > 1`` trades time for memory (see the benchmark).
     Returns real ``(L,)``, equal to :func:`kernel_dplr_ctilde` on the full conjugate-closed system.
     No argument checks (it is called inside ``jit``/``vmap`` by the layer); shapes must be as stated.
     """
-    from .cauchy import cauchy_conj
+    from .cauchy import cauchy_conj_imag
 
     M = L // 2 + 1
     k = jnp.arange(M)
     omega = jnp.exp(-2j * jnp.pi * k.astype(jnp.real(Lambda).dtype) / L)
-    fn = cauchy_conj if cauchy_fn is None else cauchy_fn
+    fn = cauchy_conj_imag if cauchy_fn is None else cauchy_fn
 
     def spectrum(om: Array) -> Array:
         return kernel_spectrum_dplr(Lambda, P[None, :], P[None, :], B, Ct, step, om, cauchy_fn=fn)
