@@ -20,6 +20,9 @@ env: $(STAMP)
 book: $(STAMP)
 	JAX_PLATFORMS=cpu $(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo
+	@echo "Chapter execution times (this build or the cached one it reused):"
+	@$(PY) tools/chapter_times.py _build/.jupyter_cache
+	@echo
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
 	@echo "(or serve it: $(PY) -m http.server -d _build/html 8000, then http://localhost:8000)"
 

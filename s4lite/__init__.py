@@ -14,6 +14,14 @@ module              what it holds
 ``cauchy``          the Cauchy kernel Σ_i v_i / (z_j − w_i)
 ``kernel``          Theorem 3: the S4 kernel via generating function + Woodbury + Cauchy
 ``dplr_step``       Theorem 2: the O(N) bilinear recurrent step of a DPLR SSM
+``memory``          online function approximation with HiPPO (reconstructing the past)
+``layer``           the S4 layer (H SSMs, conjugate symmetry, CNN and RNN modes)
+``model``           the deep S4 network (pre-norm residual blocks, GLU, pooling)
+``data``            MNIST: checked downloads, local directories, the shipped sample
+``train``           ``python -m s4lite.train``: sequential MNIST training CLI
+``ablation``        ``python -m s4lite.ablation``: HiPPO vs random initializations
+``generation``      ``python -m s4lite.generation``: autoregressive digits, RNN sampling
+``viz``             plotting and widget callbacks used by the chapters
 ==================  ============================================================
 
 The package imports without a GPU; every function runs on whatever device JAX sees.

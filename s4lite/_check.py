@@ -55,6 +55,17 @@ def low_rank(name: str, P: Any, n: int) -> Array:
     return P
 
 
+def dplr(l_name: str, Lambda: Any, p_name: str, P: Any, q_name: str, Q: Any) -> tuple[Array, Array, Array]:
+    """A DPLR triple: ``Lambda (N,)``, and ``P``, ``Q`` of the same shape ``(N,)`` or ``(r, N)`` (returned ``(r, N)``)."""
+    Lambda = vector(l_name, Lambda)
+    n = Lambda.shape[0]
+    P = low_rank(p_name, P, n)
+    Q = low_rank(q_name, Q, n)
+    if P.shape != Q.shape:
+        raise ValueError(f"{q_name}: expected the shape of {p_name} {P.shape}, got {Q.shape}")
+    return Lambda, P, Q
+
+
 def is_concrete(x: Any) -> bool:
     """True when ``x`` has a value now (not a tracer inside jit/grad/vmap)."""
     return not isinstance(x, jax.core.Tracer)

@@ -36,12 +36,8 @@ class DiscreteDPLR(NamedTuple):
 
 def discrete_dplr(Lambda: Any, P: Any, Q: Any, B: Any, step: Any) -> DiscreteDPLR:
     """Bilinear discretization of ``(diag(Lambda) - P^T Q̄, B)`` kept in DPLR form (Theorem 2)."""
-    Lambda = _check.vector("Lambda", Lambda)
+    Lambda, P, Q = _check.dplr("Lambda", Lambda, "P", P, "Q", Q)
     n = Lambda.shape[0]
-    P = _check.low_rank("P", P, n)
-    Q = _check.low_rank("Q", Q, n)
-    if P.shape != Q.shape:
-        raise ValueError(f"Q: expected the shape of P {P.shape}, got {Q.shape}")
     B = _check.vector("B", B, n)
     _check.step_size("step", step)
     dtype = jnp.result_type(Lambda, P, Q, B, 1j)

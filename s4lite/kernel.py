@@ -69,12 +69,8 @@ def woodbury_resolvent(Lambda: Any, P: Any, Q: Any, z: Any) -> Array:
 
     Returns the dense ``(N, N)`` matrix (for checking against ``inv``); only an ``r × r`` system is solved.
     """
-    Lambda = _check.vector("Lambda", Lambda)
+    Lambda, P, Q = _check.dplr("Lambda", Lambda, "P", P, "Q", Q)
     n = Lambda.shape[0]
-    P = _check.low_rank("P", P, n)
-    Q = _check.low_rank("Q", Q, n)
-    if P.shape != Q.shape:
-        raise ValueError(f"Q: expected the shape of P {P.shape}, got {Q.shape}")
     z = _check.scalar("z", z)
     r = 1.0 / (z - Lambda)  # diagonal of R
     RP = r[:, None] * P.T  # (N, r)
@@ -117,12 +113,8 @@ def kernel_spectrum_dplr(
 
 
 def _dplr_args(Lambda: Any, P: Any, Q: Any, B: Any, C: Any, step: Any, L: Any, c_name: str = "C"):
-    Lambda = _check.vector("Lambda", Lambda)
+    Lambda, P, Q = _check.dplr("Lambda", Lambda, "P", P, "Q", Q)
     n = Lambda.shape[0]
-    P = _check.low_rank("P", P, n)
-    Q = _check.low_rank("Q", Q, n)
-    if P.shape != Q.shape:
-        raise ValueError(f"Q: expected the shape of P {P.shape}, got {Q.shape}")
     B = _check.vector("B", B, n)
     C = _check.vector(c_name, C, n)
     _check.step_size("step", step)
