@@ -76,7 +76,9 @@ def layer_norm(p: Params, x: Array, eps: float = 1e-5) -> Array:
 
 
 def dropout(key: Array | None, x: Array, rate: float) -> Array:
-    """Inverted dropout (identity when ``key`` is None or ``rate`` is 0)."""
+    """Inverted dropout (identity when ``key`` is None or ``rate`` is 0); ``rate`` must lie in [0, 1)."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate: expected a dropout rate in [0, 1), got {rate!r}")
     if key is None or rate == 0.0:
         return x
     keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)

@@ -120,7 +120,8 @@ def affine_images(
 ) -> Array:
     """Random rotation, scaling and translation of each image (bilinear sampling), ``(B, 28, 28)``.
 
-    Output pixel p samples the input at :math:`c + R(-\theta) (p - c) / s - t` (c the image centre).
+    Output pixel p samples the input at :math:`c + R(\theta)(p - c - t) / s` (c the image centre,
+    R a rotation by θ, s the scale, t the shift in pixels).
     """
     background = (0.0 - MEAN) / STD
     n, h, w = images.shape
@@ -317,12 +318,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     if args.N % 2 or args.N < 2:
         raise SystemExit(f"--N: expected an even state size >= 2, got {args.N}")
+    if not 0.0 <= args.dropout < 1.0:
+        raise SystemExit(f"--dropout: expected a rate in [0, 1), got {args.dropout}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     info = run_info()
     print(f"device: {info['device']} ({info['device_kind']}), JAX {info['jax_version']}", flush=True)
 
-    arrays = load_arrays(args)
+    try:
+        arrays = load_arrays(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        raise SystemExit(f"data: {err}") from err
     n_train = arrays["x_train"].shape[0]
     steps_per_epoch = n_train // args.batch_size
     if steps_per_epoch < 1:
@@ -360,7 +366,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         params, opt_state, meta = load_checkpoint(out, params, opt_state)
         start_epoch, train_time, wall_offset = meta["epoch"], meta["train_time"], meta["wall_time"]
         history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        history = history[:start_epoch]
+        history = history[:start_epoch]  # rows written after the checkpoint belong to an epoch that is redone
+        (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
         print(f"resumed from epoch {start_epoch}", flush=True)
     else:
         (out / "metrics.jsonl").write_text("")

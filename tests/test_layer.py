@@ -201,7 +201,7 @@ def test_s4_kernel_is_differentiable_in_every_parameter():
 
 
 def test_s4_apply_equals_recurrent_mode():
-    H, N, L, Bsz = 4, 8, 50, 2
+    H, N, L, Bsz = 4, 8, 50, 1  # batches of several sequences: test_fft_conv_equals_toeplitz_conv_…
     p = perturbed_params(jax.random.PRNGKey(5), H, N)
     u = jax.random.normal(jax.random.PRNGKey(6), (Bsz, L, H), jnp.float64)
     y_rnn = np.stack([np.asarray(layer.s4_apply_recurrent(p, u[b])) for b in range(Bsz)])

@@ -204,11 +204,6 @@ def test_dropout_identity_cases():
     assert model.dropout(jax.random.PRNGKey(0), x, 0.0) is x
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model.dropout does not check rate: 1.5 silently zeros everything, -0.5 scales by 2/3, and 1.0 "
-    "gives NaN gradients (x / 0 in the unselected branch of jnp.where)",
-)
 @pytest.mark.parametrize("rate", [1.0, 1.5, -0.5])
 def test_dropout_rejects_a_rate_outside_0_1(rate):
     with pytest.raises(ValueError, match="^rate:"):
