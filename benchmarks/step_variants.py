@@ -58,6 +58,8 @@ def main() -> None:
             res["conv_fwd_bwd_ms"][f"{name}_n{n}"] = timeit(g, u, K) * 1e3 * a.layers
     g = jax.jit(jax.grad(lambda u, K: jnp.sum(layer.toeplitz_conv(u, K) ** 2), argnums=(0, 1)))
     res["conv_fwd_bwd_ms"]["toeplitz_f32"] = timeit(g, u, K) * 1e3 * a.layers
+    g = jax.jit(jax.grad(lambda u, K: jnp.sum(layer.toeplitz_conv_bf16(u, K) ** 2), argnums=(0, 1)))
+    res["conv_fwd_bwd_ms"]["toeplitz_bf16"] = timeit(g, u, K) * 1e3 * a.layers
     with jax.default_matmul_precision("highest"):
         g = jax.jit(jax.grad(lambda u, K: jnp.sum(layer.toeplitz_conv(u, K) ** 2), argnums=(0, 1)))
         res["conv_fwd_bwd_ms"]["toeplitz_f32_highest"] = timeit(g, u, K) * 1e3 * a.layers
@@ -70,10 +72,10 @@ def main() -> None:
             return sum(jnp.sum(jax.random.bernoulli(kk, 0.75, (a.B, a.L, a.H))) for kk in ks)
 
         res["dropout_ms"][impl] = timeit(masks, k) * 1e3
-    for n_mult in ("2L", "2048", "toeplitz"):
+    for n_mult in ("2L", "2048", "toeplitz", "toeplitz_bf16"):
         layer.fft_length = (lambda L, m=n_mult: 2048 if m == "2048" else 2 * L)
         for prng in ("threefry2x32", "rbg"):
-            conv = "toeplitz" if n_mult == "toeplitz" else "fft"
+            conv = n_mult if n_mult.startswith("toeplitz") else "fft"
             targs = build_parser().parse_args(["--prng", prng, "--conv", conv])
             params = init_model(key, 1, 10, a.H, a.layers, 64)
             opt = make_optimizer(targs, 10_000, params)

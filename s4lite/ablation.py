@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--N", type=int, default=64)
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--ssm-lr", type=float, default=1e-3)
-    ap.add_argument("--conv", choices=["fft", "toeplitz"], default="fft")
+    ap.add_argument("--conv", choices=["fft", "toeplitz", "toeplitz_bf16"], default="fft")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--sample", action="store_true")
     ap.add_argument("--limit-train", type=int, default=None)

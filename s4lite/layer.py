@@ -173,21 +173,59 @@ def _toeplitz_bwd(res: tuple[Array, Array], dy: Array) -> tuple[Array, Array]:
 
 toeplitz_conv.defvjp(_toeplitz_fwd, _toeplitz_bwd)
 
-CONVOLUTIONS = {"fft": fft_conv, "toeplitz": toeplitz_conv}
+
+def _bf16_matmul(spec: str, a: Array, b: Array) -> Array:
+    """``einsum`` with bfloat16 inputs and float32 accumulation (the tensor cores' fast path).
+
+    XLA's CPU backend has no bf16 × bf16 → f32 product, so there the inputs are rounded to bfloat16
+    and multiplied in float32: the same numbers, computed the slow way.
+    """
+    a, b = a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
+    if jax.default_backend() == "cpu":
+        return jnp.einsum(spec, a.astype(jnp.float32), b.astype(jnp.float32))
+    return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
+
+
+@jax.custom_vjp
+def toeplitz_conv_bf16(u: Array, K: Array) -> Array:
+    """:func:`toeplitz_conv` with the three matrix products in bfloat16 (float32 sums): faster, less exact.
+
+    Relative error about 1e-3 (bfloat16 keeps 8 bits of mantissa); the kernel K itself is still
+    computed in float32. Measured, not assumed: see ``benchmarks/step_variants.py``.
+    """
+    return _bf16_matmul("hij,bjh->bih", toeplitz_matrix(K), u).astype(u.dtype)
+
+
+def _toeplitz_bf16_fwd(u: Array, K: Array) -> tuple[Array, tuple[Array, Array]]:
+    T = toeplitz_matrix(K)
+    return _bf16_matmul("hij,bjh->bih", T, u).astype(u.dtype), (u, T)
+
+
+def _toeplitz_bf16_bwd(res: tuple[Array, Array], dy: Array) -> tuple[Array, Array]:
+    u, T = res
+    du = _bf16_matmul("hij,bih->bjh", T, dy).astype(u.dtype)
+    dT = _bf16_matmul("bih,bjh->hij", dy, u)
+    return du, diagonal_sums(dT).astype(T.dtype)
+
+
+toeplitz_conv_bf16.defvjp(_toeplitz_bf16_fwd, _toeplitz_bf16_bwd)
+
+CONVOLUTIONS = {"fft": fft_conv, "toeplitz": toeplitz_conv, "toeplitz_bf16": toeplitz_conv_bf16}
 
 
 def s4_apply(params: Params, u: Array, conv: str = "fft") -> Array:
     """The S4 layer in convolution mode: ``u (..., L, H)`` → ``y (..., L, H)``, y = K̄ * u + D u.
 
-    ``conv`` picks how the causal convolution is computed: ``"fft"`` (:func:`fft_conv`) or
-    ``"toeplitz"`` (:func:`toeplitz_conv`, for ``u`` of shape ``(B, L, H)``); both give the same result.
+    ``conv`` picks how the causal convolution is computed: ``"fft"`` (:func:`fft_conv`),
+    ``"toeplitz"`` (:func:`toeplitz_conv`, for ``u`` of shape ``(B, L, H)``) — both give the same
+    result — or ``"toeplitz_bf16"`` (:func:`toeplitz_conv_bf16`: bfloat16 products, ~1e-3 relative error).
     """
     u = _check.as_array("u", u)
     H = params["D"].shape[0]
     if u.ndim < 2 or u.shape[-1] != H:
         raise ValueError(f"u: expected shape (..., L, H) with H={H}, got {u.shape}")
     conv = _check.choice("conv", conv, tuple(CONVOLUTIONS))
-    if conv == "toeplitz" and u.ndim != 3:
+    if conv.startswith("toeplitz") and u.ndim != 3:
         raise ValueError(f"u: the toeplitz convolution expects shape (B, L, H), got {u.shape}")
     K = s4_kernel(params, u.shape[-2])
     return CONVOLUTIONS[conv](u, K.astype(u.dtype)) + params["D"] * u

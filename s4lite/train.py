@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-3, help="peak learning rate (non-SSM parameters)")
     p.add_argument("--ssm-lr", type=float, default=1e-3, help="peak learning rate of Λ, P, B, log Δ (no weight decay)")
     p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--ema", type=float, default=0.0, help="evaluate an exponential moving average of the weights with this decay (0: off)")
     p.add_argument("--warmup-frac", type=float, default=0.05, help="share of steps in linear warm-up")
     p.add_argument("--dropout", type=float, default=0.25)
     p.add_argument(
@@ -68,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="shift: random ±2 px translations; affine: also ±10° rotations and 0.9-1.1 scaling",
     )
-    p.add_argument("--conv", choices=["fft", "toeplitz"], default="fft", help="how the S4 layers convolve (same result)")
+    p.add_argument(
+        "--conv",
+        choices=["fft", "toeplitz", "toeplitz_bf16"],
+        default="fft",
+        help="how the S4 layers convolve: fft and toeplitz agree to float32 roundoff; toeplitz_bf16 multiplies in bfloat16",
+    )
     p.add_argument("--prng", choices=["threefry2x32", "rbg"], default="threefry2x32", help="random-bit generator for dropout/augmentation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX .gz files (else S4LITE_DATA / download)")
@@ -204,12 +210,20 @@ def make_steps(args: argparse.Namespace, opt: optax.GradientTransformation, perm
         logits = classify(params, to_sequence(images, perm), k_drop, rate, args.conv)
         return cross_entropy(logits, labels), logits
 
+    decay = float(args.ema)
+
     @partial(jax.jit, donate_argnums=(0, 1))
     def train_step(params, opt_state, x_all, y_all, idx, key):
         images, labels = x_all[idx], y_all[idx]
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, images, labels, key)
-        updates, opt_state = opt.update(grads, opt_state, params)
+        inner, ema = opt_state if decay > 0 else (opt_state, None)
+        updates, inner = opt.update(grads, inner, params)
         params = optax.apply_updates(params, updates)
+        if decay > 0:  # Polyak averaging: ema ← decay·ema + (1 − decay)·params
+            ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+            opt_state = (inner, ema)
+        else:
+            opt_state = inner
         correct = jnp.sum(jnp.argmax(logits, -1) == labels)
         return params, opt_state, loss, correct
 
@@ -220,6 +234,17 @@ def make_steps(args: argparse.Namespace, opt: optax.GradientTransformation, perm
         return jnp.sum(losses * mask), jnp.sum((jnp.argmax(logits, -1) == labels) * mask)
 
     return train_step, eval_batch
+
+
+def init_state(args: argparse.Namespace, opt: optax.GradientTransformation, params: Any) -> Any:
+    """Optimizer state; with ``--ema`` it also carries the moving average of the weights (saved in checkpoints)."""
+    state = opt.init(params)
+    return (state, jax.tree.map(jnp.array, params)) if args.ema > 0 else state
+
+
+def weights_to_evaluate(args: argparse.Namespace, params: Any, opt_state: Any) -> Any:
+    """The weights the run is evaluated (and reported) with: the moving average under ``--ema``."""
+    return opt_state[1] if args.ema > 0 else params
 
 
 def evaluate(eval_batch: Callable, params: Any, x: Array, y: Array, batch: int) -> tuple[float, float]:
@@ -288,6 +313,7 @@ def git_commit() -> str:
 
 def run_info() -> dict[str, Any]:
     dev = jax.devices()[0]
+    precision_env = ("JAX_DEFAULT_MATMUL_PRECISION", "XLA_FLAGS", "NVIDIA_TF32_OVERRIDE", "JAX_ENABLE_X64")
     return {
         "device": str(dev),
         "device_kind": getattr(dev, "device_kind", dev.platform),
@@ -295,6 +321,8 @@ def run_info() -> dict[str, Any]:
         "jax_version": jax.__version__,
         "commit": git_commit(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "default_matmul_precision": str(jax.config.jax_default_matmul_precision),
+        "precision_env": {k: os.environ.get(k) for k in precision_env},
     }
 
 
@@ -320,6 +348,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"--N: expected an even state size >= 2, got {args.N}")
     if not 0.0 <= args.dropout < 1.0:
         raise SystemExit(f"--dropout: expected a rate in [0, 1), got {args.dropout}")
+    if not 0.0 <= args.ema < 1.0:
+        raise SystemExit(f"--ema: expected a decay in [0, 1), got {args.ema}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     info = run_info()
@@ -340,7 +370,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     k_train = jax.random.key(args.seed + 1, impl=args.prng)
     params = init_model(k_init, 1, 10, args.d_model, args.n_layers, args.N)
     opt = make_optimizer(args, total_steps, params)
-    opt_state = opt.init(params)
+    opt_state = init_state(args, opt, params)
     perm = None
     if args.task == "psmnist":
         from .data import permutation
@@ -405,7 +435,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "Nothing was saved for this epoch; try a smaller --lr/--ssm-lr or resume from the last checkpoint."
             )
         train_time += epoch_time
-        test_loss, test_acc = evaluate(eval_batch, params, x_test, y_test, args.eval_batch)
+        test_loss, test_acc = evaluate(eval_batch, weights_to_evaluate(args, params, opt_state), x_test, y_test, args.eval_batch)
         row = {
             "epoch": epoch + 1,
             "train_loss": train_loss,
@@ -435,7 +465,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             writer = csv.DictWriter(f, fieldnames=list(history[0]))
             writer.writeheader()
             writer.writerows(history)
-    final = ssm_snapshot(params, 784)
+    final = ssm_snapshot(weights_to_evaluate(args, params, opt_state), 784)
     init = dict(np.load(out / "ssm_init.npz"))
     np.savez(out / "kernels.npz", **{f"{k}_init": v for k, v in init.items()}, **{f"{k}_final": v for k, v in final.items()})
     summary = summarize(history, config)
