@@ -280,6 +280,9 @@ def test_ssm_change_stats(tmp_path: Path) -> None:
     assert r["median_abs_log_step_change"] == pytest.approx(np.log(2.0), rel=1e-6)
     # Λ from −0.5 + 1i to −0.5 + 2i: |ΔΛ| / |Λ| = 1 / √1.25
     assert r["median_rel_lambda_change"] == pytest.approx(1 / np.sqrt(1.25), rel=1e-6)
+    assert r["median_abs_re_change"] == 0.0 and r["max_abs_re_change"] == 0.0
+    assert r["median_rel_im_change"] == pytest.approx(1.0, rel=1e-6)
+    assert r["median_rel_im_change_lowest"] == pytest.approx(1.0, rel=1e-6)
     Ki, Kf = k["kernels_init"][0].astype(float), k["kernels_final"][0].astype(float)
     ref = np.median(np.linalg.norm(Kf - Ki, axis=1) / np.linalg.norm(Ki, axis=1))
     assert r["median_rel_kernel_change"] == pytest.approx(ref, rel=1e-12)
@@ -370,3 +373,16 @@ def test_kernel_grid_scales() -> None:
     assert isinstance(norm, matplotlib.colors.SymLogNorm) and norm.linthresh == pytest.approx(0.02)
     with pytest.raises(ValueError, match="linthresh: expected"):
         vt.kernel_grid(K, K, [0], linthresh=2.0)
+
+
+def test_ssm_change_stats_lambda_parts() -> None:
+    Li = np.array([[[-0.5 + 10j, -0.5 + 1j]]])  # (layers 1, H 1, N/2 2); the lowest frequency is mode 1
+    Lf = np.array([[[-0.5 + 10j, -0.4 + 1.5j]]])
+    K = np.ones((1, 1, 784))
+    row = vt.ssm_change_stats({"kernels_init": K, "kernels_final": K, "step_init": np.ones((1, 1)),
+                               "step_final": np.ones((1, 1)), "Lambda_init": Li, "Lambda_final": Lf})[0]
+    assert row["median_abs_re_change"] == pytest.approx(0.05, rel=1e-12)
+    assert row["max_abs_re_change"] == pytest.approx(0.1, rel=1e-12)
+    assert row["median_rel_im_change_lowest"] == pytest.approx(0.5, rel=1e-12)
+    assert row["median_rel_im_change"] == pytest.approx(0.25, rel=1e-12)
+    assert row["median_rel_kernel_change"] == 0.0 and row["median_abs_log_step_change"] == 0.0

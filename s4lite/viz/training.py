@@ -3,14 +3,17 @@ r"""Helpers for Part II (chapters 8–10): the S4 layer, training on sequential 
 Small functions that return numbers, tables or a matplotlib Figure; nothing here trains or
 re-implements the model (that is :mod:`s4lite.layer`, :mod:`s4lite.model`, :mod:`s4lite.train`).
 
-* **Runs** (written by ``python -m s4lite.train``): :func:`find_run`, :func:`load_run` (config,
-  summary, per-epoch metrics, kernel snapshots), :func:`run_facts`, :func:`first_reaching`,
-  :func:`accuracy_within`, :func:`expected_seconds`, :func:`plot_curves`.
+* **Runs** (directories written by ``python -m s4lite.train``): :func:`find_run`, :func:`load_run`
+  (config, summary, per-epoch metrics as columns, kernel snapshots), :func:`run_facts` (the headline
+  numbers recomputed from the metrics), :func:`first_reaching`, :func:`accuracy_within`,
+  :func:`expected_seconds`, :func:`plot_curves`.
 * **Parameters and optimizer**: :func:`param_table`, :func:`label_counts`,
   :func:`measured_learning_rates` (the schedule read off the real optimizer), :func:`plot_learning_rates`.
 * **Data**: :func:`plot_digit_sequence`, :func:`plot_augmented`.
-* **Kernels and SSM parameters**: :func:`plot_kernels`, :func:`kernel_image`, :func:`kernel_grid`,
-  :func:`recent_energy_fraction`, :func:`plot_steps`, :func:`plot_eigenvalues`, :func:`ssm_change_stats`.
+* **Kernels and SSM parameters** (kernels ``(layers, H, L)``, Δ ``(layers, H)``, Λ ``(layers, H, N/2)``):
+  :func:`plot_kernels`, :func:`kernel_image`, :func:`kernel_grid`, :func:`recent_energy_fraction`,
+  :func:`energy_profile`, :func:`plot_energy_profiles`, :func:`energy_extent`, :func:`same_column_ratio`,
+  :func:`plot_steps`, :func:`plot_eigenvalues`, :func:`plot_decay_rates`, :func:`ssm_change_stats`.
 * **Tables**: :func:`markdown_table`, :func:`step_variant_rows`.
 """
 
@@ -493,7 +496,7 @@ def plot_steps(step_init: Any, step_final: Any, bins: int = 30) -> Figure:
 
 
 def plot_eigenvalues(Lambda_init: Any, Lambda_final: Any, layers: Sequence[int] = (0, -1)) -> Figure:
-    """Λ of all channels in the complex plane, before (grey) and after (colour), for the chosen layers.
+    """Λ of all channels in the complex plane, before (black rings) and after (colour), for the chosen layers.
 
     ``Lambda_* (layers, H, N/2)`` complex. The imaginary axis is symmetric-log (linear within ±1).
     """
@@ -505,8 +508,9 @@ def plot_eigenvalues(Lambda_init: Any, Lambda_final: Any, layers: Sequence[int] 
         raise ValueError(f"layers: expected indices in [-{n}, {n}), got {list(layers)}")
     fig, axes = plt.subplots(1, len(layers), figsize=(4.8 * len(layers), 3.8), sharey=True, squeeze=False)
     for ax, l in zip(axes[0], layers):
-        ax.scatter(Li[l].real.ravel(), Li[l].imag.ravel(), s=30, color="0.75", label="before (all channels alike)")
         ax.scatter(Lf[l].real.ravel(), Lf[l].imag.ravel(), s=2, color="C3", alpha=0.5, label="after (every channel)")
+        ax.scatter(Li[l].real.ravel(), Li[l].imag.ravel(), s=28, facecolors="none", edgecolors="k", lw=0.8,
+                   zorder=3, label="before (all channels alike)")
         ax.set_yscale("symlog", linthresh=1.0)
         ax.set_xlabel(r"Re $\Lambda$")
         ax.set_title(f"layer {l % n + 1}", fontsize=9)
@@ -523,6 +527,10 @@ def ssm_change_stats(kernels: Mapping[str, np.ndarray], n_recent: int = 28) -> l
     Each row: ``median_step_init``, ``median_step_final``, ``median_abs_log_step_change`` and
     ``max_abs_log_step_change`` (of :math:`\log(\Delta_\text{after}/\Delta_\text{before})`),
     ``median_rel_lambda_change`` (:math:`|\Lambda_\text{after} - \Lambda_\text{before}| / |\Lambda_\text{before}|`),
+    ``median_abs_re_change`` and ``max_abs_re_change`` (of :math:`\operatorname{Re}\Lambda`, the decay rates),
+    ``median_rel_im_change`` (relative change of :math:`\operatorname{Im}\Lambda`, all modes),
+    ``median_rel_im_change_lowest`` (relative change of :math:`\operatorname{Im}\Lambda` of each channel's
+    lowest-frequency mode, median over channels),
     ``median_rel_kernel_change`` (:math:`\|\bar K_\text{after} - \bar K_\text{before}\| / \|\bar K_\text{before}\|` per channel),
     ``median_recent_init`` and ``median_recent_final`` (:func:`recent_energy_fraction` with ``n_recent``).
     """
@@ -535,6 +543,9 @@ def ssm_change_stats(kernels: Mapping[str, np.ndarray], n_recent: int = 28) -> l
     rows = []
     for l in range(Ki.shape[0]):
         log_change = np.log(sf[l] / si[l])
+        rows_h = np.arange(Li.shape[1])
+        low = np.argmin(np.abs(Li[l].imag), axis=-1)  # each channel's lowest-frequency mode (before training)
+        im_change = np.abs(Lf[l].imag - Li[l].imag)
         rows.append(
             {
                 "layer": l + 1,
@@ -543,6 +554,10 @@ def ssm_change_stats(kernels: Mapping[str, np.ndarray], n_recent: int = 28) -> l
                 "median_abs_log_step_change": float(np.median(np.abs(log_change))),
                 "max_abs_log_step_change": float(np.max(np.abs(log_change))),
                 "median_rel_lambda_change": float(np.median(np.abs(Lf[l] - Li[l]) / np.abs(Li[l]))),
+                "median_abs_re_change": float(np.median(np.abs(Lf[l].real - Li[l].real))),
+                "max_abs_re_change": float(np.max(np.abs(Lf[l].real - Li[l].real))),
+                "median_rel_im_change": float(np.median(im_change / np.abs(Li[l].imag))),
+                "median_rel_im_change_lowest": float(np.median(im_change[rows_h, low] / np.abs(Li[l].imag[rows_h, low]))),
                 "median_rel_kernel_change": float(
                     np.median(np.linalg.norm(Kf[l] - Ki[l], axis=-1) / np.linalg.norm(Ki[l], axis=-1))
                 ),
