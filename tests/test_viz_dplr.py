@@ -294,3 +294,163 @@ def test_generation_rnn_equals_convolution_and_scan() -> None:
     assert s_rnn.shape == s_conv.shape == (L,) and np.all(s_rnn > 0)
     with pytest.raises(ValueError, match="drive: expected length L"):
         viz.generate_convolutional(K, drive[:5])
+
+
+# ---------------------------------------------------------------- chapter 6: the GPU study of a layer's kernel
+
+
+def _layer_run(date: str, impls: dict[str, float], Ls=(1024, 4096), peaks=None) -> dict:
+    """A benchmark dict with batched rows for each impl (time = scale · L/1024), in the order given."""
+    data = _bench()
+    data["meta"]["date"] = date
+    rows = []
+    for impl, scale in impls.items():
+        for L in Ls:
+            rows.append({"impl": impl, "H": 8, "N": 16, "L": L, "forward_ms": scale * L / 1024,
+                         "forward_backward_ms": 3 * scale * L / 1024, "peak_bytes": None, "temp_bytes": 10 * L,
+                         "total_bytes": scale * 1e6 * L / 1024})
+    for row, peak in zip(rows, peaks or []):
+        row["peak_bytes"] = peak
+    data["batched"] = rows
+    return data
+
+
+def _two_runs() -> dict:
+    old = _layer_run("2000-01-01T10:00:00", {"a": 1.0, "b": 2.0}, peaks=[100, 300, 300, 200])
+    new = _layer_run("2000-01-01T11:00:00", {"b": 0.5, "c": 4.0}, peaks=[50, 60, 60, 400])
+    return {"old.json": old, "new.json": new}
+
+
+def test_merge_batched_tags_rows_and_attributes_peaks() -> None:
+    rows = viz.merge_batched(_two_runs())
+    assert len(rows) == 8
+    assert [r["source"] for r in rows] == ["old.json"] * 4 + ["new.json"] * 4
+    assert rows[0]["date"] == "2000-01-01T10:00:00" and rows[-1]["date"] == "2000-01-01T11:00:00"
+    # the high-water mark of each run: a row owns its peak only when it raised the mark
+    assert [r["peak_own"] for r in rows] == [True, True, False, False, True, True, False, True]
+    assert "source" not in _two_runs()["old.json"]["batched"][0]  # the inputs are not modified
+    with pytest.raises(ValueError, match="runs: expected a non-empty mapping"):
+        viz.merge_batched({})
+    with pytest.raises(ValueError, match="meta: missing keys"):
+        viz.merge_batched({"x": {"meta": {}, "single": [], "batched": []}})
+
+
+def test_newest_find_and_best_rows() -> None:
+    rows = viz.merge_batched(_two_runs())
+    newest = viz.newest_rows(rows)
+    assert len(newest) == 6  # b appears in both runs: once per L is kept
+    b = viz.find_row(rows, "b", 4096)
+    assert b["source"] == "new.json" and b["forward_ms"] == pytest.approx(0.5 * 4, rel=1e-15)
+    assert viz.best_row(rows, "forward_ms", 1024)["impl"] == "b"  # new b (0.5) beats a (1.0) and old b (2.0)
+    assert viz.best_row(rows, "total_bytes", 4096)["impl"] == "b"
+    with pytest.raises(ValueError, match="impl: no row for 'z'"):
+        viz.find_row(rows, "z", 1024)
+    with pytest.raises(ValueError, match="key: no row at L=77"):
+        viz.best_row(rows, "forward_ms", 77)
+    with pytest.raises(ValueError, match="rows: expected rows from merge_batched"):
+        viz.newest_rows(_bench()["batched"])
+
+
+def test_target_table_met_and_missed() -> None:
+    rows = viz.merge_batched(_two_runs())
+    table = viz.target_table(rows, {"forward_ms": 1.9, "forward_backward_ms": 5.0}, 4096,
+                             peer={"forward_ms": 9.0})
+    fwd, fb = table
+    assert fwd == {"key": "forward_ms", "target": 1.9, "best": 2.0, "impl": "b", "met": False, "peer": 9.0}
+    assert fb["best"] == pytest.approx(6.0, rel=1e-15) and fb["met"] is False and fb["peer"] is None
+    assert viz.target_table(rows, {"forward_ms": 2.0}, 4096)[0]["met"] is True  # the limit itself counts as met
+
+
+def test_format_metric_and_html_table() -> None:
+    assert viz.format_metric("forward_ms", 0.90484) == "0.905 ms"
+    assert viz.format_metric("total_bytes", 1.67e9) == "1.670 GB"
+    assert viz.format_metric("total_bytes", None) == "–"
+    text = viz.html_table(["a", "b<c"], [[1, "x&y"], [2.5, "z"]], caption="cap")
+    assert "<caption>cap</caption>" in text and "<th>b&lt;c</th>" in text and "<td>x&amp;y</td>" in text
+    assert text.count("<tr>") == 3
+    with pytest.raises(ValueError, match=r"body\[1\]: expected 2 cells"):
+        viz.html_table(["a", "b"], [[1, 2], [3]])
+
+
+def test_plot_layer_study_lines_peer_targets_and_peaks() -> None:
+    rows = viz.merge_batched(_two_runs())
+    peer = [{"L": 1024, "forward_ms": 3.0}, {"L": 4096, "forward_ms": 7.0, "total_bytes": 5e6}]
+    fig = viz.plot_layer_study(rows, peer, {"forward_ms": 1.5, "total_bytes": 2e6}, 4096)
+    fwd, fb, mem = fig.axes[:3]
+    lines = {line.get_label(): line for line in fwd.get_lines()}
+    # b is in both runs: one line per run, the older dashed; a and c keep their plain names
+    assert {"a", "b (old.json)", "b (new.json)", "c", "peer (reported)", "target (upper limit)"} <= set(lines)
+    assert lines["b (old.json)"].get_linestyle() == "--" and lines["b (new.json)"].get_linestyle() == "-"
+    np.testing.assert_allclose(lines["b (new.json)"].get_ydata(), [0.5, 2.0], rtol=1e-15)
+    np.testing.assert_allclose(lines["peer (reported)"].get_ydata(), [3.0, 7.0], rtol=1e-15)
+    np.testing.assert_array_equal(lines["target (upper limit)"].get_xdata(), [4096])
+    assert "target (upper limit)" not in {line.get_label() for line in fb.get_lines()}  # no target given for it
+    mem_lines = {line.get_label(): line for line in mem.get_lines()}
+    np.testing.assert_allclose(mem_lines["c"].get_ydata(), [4e6 / 1e9, 16e6 / 1e9], rtol=1e-15)  # GB
+    np.testing.assert_allclose(mem_lines["peer (reported)"].get_ydata(), [5e6 / 1e9], rtol=1e-15)
+    own_peaks = [line for line in mem.get_lines() if line.get_marker() == "o" and line.get_linestyle() == "None"]
+    assert len(own_peaks) == sum(r["peak_own"] for r in rows)  # one hollow circle per attributable peak
+    assert mem.get_yscale() == "log" and fwd.get_xscale() == "log"
+    with pytest.raises(ValueError, match="rows: expected at least one"):
+        viz.plot_layer_study([])
+
+
+def test_cauchy_flop_count_against_xla_cost_model() -> None:
+    """16 elementwise flops per (node, pair) plus 8 per vector; XLA's count of the compiled function agrees
+    on the per-vector part (the matrix products) and, counting repeated subexpressions again, lies
+    between the shared count and the count of every operation as written (26 + 8 per vector)."""
+    assert viz.cauchy_imag_flops_per_pair(4) == 48 and viz.cauchy_imag_flops_per_pair(1) == 24
+    x1 = viz.xla_flops_per_pair(M=257, half_N=16, n_vectors=1)
+    x4 = viz.xla_flops_per_pair(M=257, half_N=16, n_vectors=4)
+    per_vector = (x4 - x1) / 3
+    assert abs(per_vector - 8) < 0.2, per_vector  # the 2·M·N/2 flops of each of the 4 products
+    for nv, x in ((1, x1), (4, x4)):
+        assert viz.cauchy_imag_flops_per_pair(nv) <= x <= 26 + 8 * nv, (nv, x)
+    with pytest.raises(ValueError, match="n_vectors: expected an integer >= 1"):
+        viz.cauchy_imag_flops_per_pair(0)
+
+
+def test_layer_kernel_work_by_hand_and_against_the_layer() -> None:
+    from s4lite.layer import init_s4, s4_kernel
+
+    H, N, L = 2, 4, 8  # M = 5 frequencies, 2 pairs per channel
+    w = viz.layer_kernel_work(H, N, L, param_bytes=100, flops_per_pair=48)
+    assert w["pairs"] == 2 * 5 * 2
+    assert w["cauchy_flops"] == 20 * 48 and w["fft_flops"] == pytest.approx(5 * 2 * 8 * 3, rel=1e-15)
+    assert w["flops"] == w["cauchy_flops"] + w["fft_flops"]
+    assert w["compulsory_bytes"] == 100 + 2 * 8 * 4
+    assert w["materialized_bytes"] == w["compulsory_bytes"] + 2 * 4 * 20 * 4
+    # the kernel written is exactly what the layer returns (float32, H × L)
+    K = s4_kernel(init_s4(jax.random.PRNGKey(0), H, N), L)
+    assert K.dtype == jnp.float32 and w["compulsory_bytes"] - 100 == K.size * K.dtype.itemsize
+    with pytest.raises(ValueError, match="N: expected an even state size"):
+        viz.layer_kernel_work(2, 5, 8, 0, 48)
+    with pytest.raises(ValueError, match="param_bytes: expected a byte count"):
+        viz.layer_kernel_work(2, 4, 8, -1, 48)
+    with pytest.raises(ValueError, match="flops_per_pair"):
+        viz.layer_kernel_work(2, 4, 8, 0, 0)
+
+
+def test_roofline_bounds() -> None:
+    work = {"flops": 6e9, "compulsory_bytes": 2e6, "materialized_bytes": 4e9}
+    b = viz.roofline_bounds(work, peak_flops=3e12, bandwidth=2e12)
+    assert b == pytest.approx({"compute": 2e-3, "compulsory": 1e-6, "materialized": 2e-3}, rel=1e-15)
+    with pytest.raises(ValueError, match="bandwidth"):
+        viz.roofline_bounds(work, 1e12, 0.0)
+
+
+def test_train_parts_and_plot_train_shares() -> None:
+    train = {"meta": {"device_kind": "test GPU"}, "config": {"conv": "toeplitz"}, "step_ms": 10.0,
+             "samples_per_s": 12800.0, "kernel_fwd_bwd_ms": 2.0, "fft_conv_fwd_bwd_ms": 5.0, "rest_ms": 3.0}
+    assert viz.train_parts(train) == {"kernel": 2.0, "conv": 5.0, "rest": 3.0}
+    ax = viz.plot_train_shares(train).axes[0]
+    assert [p.get_height() for p in ax.patches] == [2.0, 5.0, 3.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["S4 kernels", "convolution (toeplitz)", "rest"]
+    assert "50% of the step" in [t.get_text() for t in ax.texts][1]
+    assert "12,800 samples/s" in ax.get_title()
+    del train["config"]  # older files do not name the convolution: the benchmark's default, fft
+    ax = viz.plot_train_shares(train).axes[0]
+    assert ax.get_xticklabels()[1].get_text() == "convolution (fft)"
+    del train["rest_ms"]
+    with pytest.raises(ValueError, match=r"train: missing keys \['rest_ms'\]"):
+        viz.train_parts(train)

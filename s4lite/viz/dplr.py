@@ -11,6 +11,11 @@ Three groups, each a set of small functions that return numbers or a matplotlib 
   :math:`\text{value} \approx c \cdot 2^{\,\text{rate}\cdot N}`.
 * **Benchmark files (chapter 6).** :func:`load_bench` reads and checks a ``kernel_*.json`` written by the
   benchmark script; :func:`plot_bench_single` and :func:`plot_bench_batched` draw it.
+* **The GPU study of a layer's kernel (chapter 6).** :func:`merge_batched` joins several benchmark runs,
+  :func:`plot_layer_study` draws time and memory against L with a reference and targets,
+  :func:`layer_kernel_work` and :func:`roofline_bounds` estimate the hardware limits,
+  :func:`target_table` compares targets with the best measurement, :func:`plot_train_shares` splits a
+  training step.
 * **Recurrent timings and generation (chapter 7).** :func:`seconds_per_step`,
   :func:`recurrence_timings`, :func:`generate_recurrent`, :func:`generate_convolutional`.
 """
@@ -21,7 +26,7 @@ import json
 import time
 from math import comb
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -416,6 +421,325 @@ def plot_bench_batched(data: dict) -> Figure:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
     fig.suptitle(f"Batched DPLR kernel, {_short_title(data['meta'])}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapter 6: the GPU study of a layer's kernel (several benchmark files, roofline, targets)
+# --------------------------------------------------------------------------------------------------
+
+_LAYER_KEY = ("impl", "H", "N", "L")
+
+
+def merge_batched(runs: Mapping[str, dict]) -> list[dict]:
+    """The ``batched`` rows of several benchmark runs, in order, each copied with three more keys.
+
+    ``runs`` maps a name (e.g. the file name) to a benchmark dict (checked by :func:`check_bench`).
+    Every row gets ``source`` (that name), ``date`` (the run's ``meta["date"]``) and ``peak_own``:
+    True when the row's ``peak_bytes`` is larger than every earlier row's of the same run. The device's
+    ``peak_bytes`` is a process-wide high-water mark that only grows, so only a row that raised it
+    can claim it as its own peak; the others inherit an earlier row's figure.
+    """
+    if not isinstance(runs, Mapping) or not runs:
+        raise ValueError("runs: expected a non-empty mapping name -> benchmark dict")
+    merged = []
+    for name, data in runs.items():
+        data = check_bench(data)
+        mark = -1.0
+        for row in data["batched"]:
+            peak = row.get("peak_bytes")
+            own = peak is not None and float(peak) > mark
+            if peak is not None:
+                mark = max(mark, float(peak))
+            merged.append({**row, "source": str(name), "date": str(data["meta"]["date"]), "peak_own": own})
+    return merged
+
+
+def newest_rows(rows: Sequence[dict]) -> list[dict]:
+    """One row per (impl, H, N, L): the one from the run with the latest ``date`` (first-seen order kept).
+
+    ``rows`` as returned by :func:`merge_batched`. ISO dates compare correctly as strings.
+    """
+    best: dict[tuple, dict] = {}
+    for row in rows:
+        if "date" not in row:
+            raise ValueError("rows: expected rows from merge_batched (with a 'date' key)")
+        key = tuple(row.get(k) for k in _LAYER_KEY)
+        if key not in best or str(row["date"]) > str(best[key]["date"]):
+            best[key] = row
+    return list(best.values())
+
+
+def find_row(rows: Sequence[dict], impl: str, L: int) -> dict:
+    """The newest row (see :func:`newest_rows`) of implementation ``impl`` at length ``L``."""
+    found = [r for r in newest_rows(rows) if r.get("impl") == impl and int(r["L"]) == int(L)]
+    if not found:
+        raise ValueError(f"impl: no row for {impl!r} at L={L}")
+    return found[0]
+
+
+def best_row(rows: Sequence[dict], key: str, L: int) -> dict:
+    """The row with the smallest ``row[key]`` among the newest rows at length ``L`` (None values skipped)."""
+    cands = [r for r in newest_rows(rows) if int(r["L"]) == int(L) and r.get(key) is not None]
+    if not cands:
+        raise ValueError(f"key: no row at L={L} has a value for {key!r}")
+    return min(cands, key=lambda r: float(r[key]))
+
+
+def target_table(
+    rows: Sequence[dict], targets: Mapping[str, float], L: int, peer: Mapping[str, float] | None = None
+) -> list[dict]:
+    """Targets against the best measured figure at length ``L``, one record per target.
+
+    ``targets`` maps a row key (``forward_ms``, ``forward_backward_ms``, ``total_bytes``, …) to its upper
+    limit. Returns ``{"key", "target", "best", "impl", "met", "peer"}`` with ``best`` from
+    :func:`best_row`, ``met = best <= target`` and ``peer = peer.get(key)`` (None without it).
+    """
+    out = []
+    for key, limit in targets.items():
+        row = best_row(rows, key, L)
+        value = float(row[key])
+        out.append({"key": key, "target": float(limit), "best": value, "impl": row.get("impl"),
+                    "met": value <= float(limit), "peer": None if peer is None else peer.get(key)})
+    return out
+
+
+def format_metric(key: str, value: float | None) -> str:
+    """A benchmark figure for a table: keys ending in ``bytes`` in GB (10⁹ bytes), others in ms; None → "–"."""
+    if value is None:
+        return "–"
+    return f"{float(value) / 1e9:.3f} GB" if key.endswith("bytes") else f"{float(value):.3f} ms"
+
+
+def html_table(header: Sequence[str], body: Sequence[Sequence[Any]], caption: str | None = None) -> str:
+    """A small HTML table (every cell ``str()``-ed and escaped); each body row has ``len(header)`` cells."""
+    import html
+
+    for i, row in enumerate(body):
+        if len(row) != len(header):
+            raise ValueError(f"body[{i}]: expected {len(header)} cells (the header's), got {len(row)}")
+    esc = lambda x: html.escape(str(x))  # noqa: E731
+    parts = ["<table>"]
+    if caption:
+        parts.append(f"<caption>{esc(caption)}</caption>")
+    parts.append("<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr></thead><tbody>")
+    parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in body]
+    parts.append("</tbody></table>")
+    return "\n".join(parts)
+
+
+def _plain_log_yaxis(ax: Any) -> None:
+    """Label a log y axis with plain numbers (0.2, 0.5, 1, 2, …) instead of powers of ten."""
+    from matplotlib.ticker import FuncFormatter
+
+    def plain(y: float, _pos: Any) -> str:
+        return f"{y:g}"
+
+    def minor(y: float, _pos: Any) -> str:
+        lead = f"{y:.0e}"[0]  # leading digit of the tick value
+        return f"{y:g}" if lead in "25" else ""
+
+    ax.yaxis.set_major_formatter(FuncFormatter(plain))
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+
+
+def _layer_label(impl: Any, source: str, multi: bool) -> str:
+    return f"{impl} ({source})" if multi else str(impl)
+
+
+def plot_layer_study(
+    rows: Sequence[dict],
+    peer: Sequence[dict] | None = None,
+    targets: Mapping[str, float] | None = None,
+    target_L: int | None = None,
+) -> Figure:
+    """The kernel of one layer on log–log axes against L: forward ms, forward + backward ms, memory (GB).
+
+    ``rows`` from :func:`merge_batched`: one colour per implementation, one line per (impl, source); an
+    implementation measured in more than one run is drawn once per run (newest solid, older dashed)
+    and labelled with the run. Memory is ``total_bytes`` (the compiled forward + backward program:
+    temporaries, arguments, outputs) in GB = 10⁹ bytes; hollow circles mark ``peak_bytes`` where the row
+    raised the process's high-water mark (``peak_own``). ``peer``: reference rows (keys L and any of
+    forward_ms, forward_backward_ms, total_bytes), drawn in black as "peer (reported)". ``targets``:
+    upper limits for those keys at ``target_L``, drawn as red triangles.
+    """
+    if not rows:
+        raise ValueError("rows: expected at least one batched row (see merge_batched)")
+    panels = (("forward_ms", "forward", "time (ms)", 1.0),
+              ("forward_backward_ms", "forward + backward", "time (ms)", 1.0),
+              ("total_bytes", "memory of the compiled fwd + bwd program", "memory (GB = 10⁹ bytes)", 1e-9))
+    impls = list(dict.fromkeys(r.get("impl") for r in rows))
+    colors = {impl: plt.cm.tab10(i % 10) for i, impl in enumerate(impls)}
+    sources_of = {impl: list(dict.fromkeys(r["source"] for r in rows if r.get("impl") == impl)) for impl in impls}
+    newest = {impl: max((r for r in rows if r.get("impl") == impl), key=lambda r: str(r["date"]))["source"]
+              for impl in impls}
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.6))
+    for ax, (key, title, ylabel, scale) in zip(axes, panels):
+        all_L = set()
+        series = _series(rows, ("impl", "source"), key)
+        order = sorted(series, key=lambda k: (impls.index(k[0]), sources_of[k[0]].index(k[1])))
+        for impl, source in order:
+            L, v = series[(impl, source)]
+            multi = len(sources_of[impl]) > 1
+            ax.loglog(L, v * scale, "-" if source == newest[impl] else "--", marker="o", ms=3.5,
+                      color=colors[impl], label=_layer_label(impl, source, multi))
+            all_L.update(L.tolist())
+        if key == "total_bytes":
+            own = [r for r in rows if r.get("peak_own") and r.get("peak_bytes") is not None]
+            for i, r in enumerate(own):
+                ax.loglog([r["L"]], [r["peak_bytes"] * scale], "o", mfc="none", ms=8, color=colors[r.get("impl")],
+                          label="process peak, where the row raised it" if i == 0 else None)
+        if peer:
+            pts = sorted((float(p["L"]), float(p[key])) for p in peer if p.get(key) is not None)
+            if pts:
+                ax.loglog([p[0] for p in pts], [p[1] * scale for p in pts], ":x", color="black", ms=7, mew=2,
+                          label="peer (reported)")
+                all_L.update(p[0] for p in pts)
+        if targets and key in targets and target_L is not None:
+            ax.plot([target_L], [targets[key] * scale], "v", color="red", ms=10, zorder=5, label="target (upper limit)")
+            ax.axhline(targets[key] * scale, color="red", lw=0.8, ls=":", zorder=1)
+        _length_axis(ax, {0: (np.array(sorted(all_L)), None)})
+        _plain_log_yaxis(ax)
+        ax.set_xlabel("sequence length L")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=4, fontsize=7, frameon=False)
+    H = sorted({r["H"] for r in rows})
+    N = sorted({r["N"] for r in rows})
+    fig.suptitle(f"Kernel of one layer, H = {', '.join(map(str, H))}, N = {', '.join(map(str, N))}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    return fig
+
+
+def cauchy_imag_flops_per_pair(n_vectors: int = 4) -> int:
+    r"""Real floating-point operations of :func:`~s4lite.cauchy.cauchy_conj_imag` per (node, conjugate pair).
+
+    For one node :math:`y` and one pole :math:`w = a + ib` (a, b, a² per pole, not per pair):
+
+    * :math:`y-b,\ y+b` (2), their squares (2), :math:`a^2 + (\cdot)^2` (2), the reciprocals
+      :math:`d_1, d_2` (2, a division counted as one flop);
+    * :math:`\alpha = -a(d_1+d_2)` (2), :math:`(y-b)d_1,\ (y+b)d_2` (2),
+      :math:`\beta` and :math:`\gamma` from those two products (1 each), :math:`\delta = a(d_2-d_1)` (2):
+      16 flops for the four real matrices, each intermediate computed once;
+    * then each vector :math:`v = p + iq` meets the four matrices in the products
+      :math:`p\alpha + q\beta` and :math:`p\gamma + q\delta`: 4 multiply–adds, 8 flops per vector.
+
+    Total ``16 + 8 * n_vectors``; the kernel's Woodbury step has ``n_vectors = 4`` (k₀₀, k₀₁, k₁₀, k₁₁).
+    """
+    n_vectors = _check.length("n_vectors", n_vectors)
+    return 16 + 8 * n_vectors
+
+
+def xla_flops_per_pair(M: int = 513, half_N: int = 32, n_vectors: int = 4) -> float:
+    """XLA's own flop count (``cost_analysis``) of ``jit(cauchy_conj_imag)`` in float32, per (node, pair).
+
+    Compiles (does not run) the function for ``v (n_vectors, half_N)`` complex64, ``z (M,)``,
+    ``w (half_N,)`` on the default backend and divides the reported flops by ``M * half_N``. An
+    independent cross-check of :func:`cauchy_imag_flops_per_pair` (XLA counts each elementwise
+    operation as written, without sharing common subexpressions).
+    """
+    from ..cauchy import cauchy_conj_imag
+
+    M, half_N, n_vectors = (_check.length(n, x) for n, x in (("M", M), ("half_N", half_N), ("n_vectors", n_vectors)))
+    args = (jax.ShapeDtypeStruct((n_vectors, half_N), jnp.complex64), jax.ShapeDtypeStruct((M,), jnp.complex64),
+            jax.ShapeDtypeStruct((half_N,), jnp.complex64))
+    cost = jax.jit(cauchy_conj_imag).lower(*args).compile().cost_analysis()
+    if isinstance(cost, (list, tuple)):  # older JAX: one dict per computation
+        cost = cost[0]
+    if not cost or cost.get("flops") is None:
+        raise ValueError("backend: this JAX backend reports no flop count (cost_analysis)")
+    return float(cost["flops"]) / (M * half_N)
+
+
+def layer_kernel_work(
+    H: int, N: int, L: int, param_bytes: int, flops_per_pair: float, itemsize: int = 4
+) -> dict[str, float]:
+    r"""Work of the H-channel kernel :func:`~s4lite.kernel.kernel_dplr_conj` with the Cauchy kernel for imaginary nodes.
+
+    With :math:`M = L/2 + 1` frequencies and :math:`N/2` conjugate pairs:
+
+    * ``pairs`` :math:`= H\,M\,N/2`; ``cauchy_flops`` = pairs × ``flops_per_pair``;
+    * ``fft_flops`` :math:`= 5 H L \log_2 L` (the usual estimate for a length-L FFT, per channel);
+    * ``compulsory_bytes`` = ``param_bytes`` read + the :math:`H \times L` kernel written
+      (``itemsize`` bytes per number): what any implementation must move;
+    * ``materialized_bytes`` = compulsory + the four real :math:`(H, M, N/2)` matrices of
+      :func:`~s4lite.cauchy.cauchy_conj_imag`, written once and read once:
+      :math:`2 \cdot 4\, H M (N/2) \cdot` itemsize.
+
+    Returns those keys plus ``flops`` (Cauchy + FFT), all floats.
+    """
+    H, N, L = (_check.length(n, x) for n, x in (("H", H), ("N", N), ("L", L)))
+    if N % 2:
+        raise ValueError(f"N: expected an even state size (conjugate pairs), got {N}")
+    if L < 2:
+        raise ValueError(f"L: expected a length >= 2, got {L}")
+    _check.positive("flops_per_pair", flops_per_pair)
+    if int(param_bytes) < 0:
+        raise ValueError(f"param_bytes: expected a byte count >= 0, got {param_bytes}")
+    M = L // 2 + 1
+    pairs = float(H * M * (N // 2))
+    cauchy_flops = pairs * float(flops_per_pair)
+    fft_flops = 5.0 * H * L * np.log2(L)
+    compulsory = float(param_bytes) + float(H * L * itemsize)
+    materialized = compulsory + 2.0 * 4.0 * pairs * itemsize
+    return {"pairs": pairs, "cauchy_flops": cauchy_flops, "fft_flops": fft_flops,
+            "flops": cauchy_flops + fft_flops, "compulsory_bytes": compulsory, "materialized_bytes": materialized}
+
+
+def roofline_bounds(work: Mapping[str, float], peak_flops: float, bandwidth: float) -> dict[str, float]:
+    """Lower bounds on the run time (seconds) from a :func:`layer_kernel_work` estimate.
+
+    ``compute`` = flops / ``peak_flops``; ``compulsory`` = compulsory_bytes / ``bandwidth``;
+    ``materialized`` = materialized_bytes / ``bandwidth`` (bytes per second).
+    """
+    _check.positive("peak_flops", peak_flops)
+    _check.positive("bandwidth", bandwidth)
+    return {"compute": work["flops"] / peak_flops, "compulsory": work["compulsory_bytes"] / bandwidth,
+            "materialized": work["materialized_bytes"] / bandwidth}
+
+
+def train_parts(train: Mapping[str, Any]) -> dict[str, float]:
+    """The training step of ``benchmarks/train_throughput.py`` split into its parts, in ms.
+
+    Keys ``kernel``, ``conv``, ``rest`` (from ``kernel_fwd_bwd_ms``, ``fft_conv_fwd_bwd_ms`` — the
+    convolution actually used, named by ``config["conv"]`` — and ``rest_ms``). Raises ``ValueError``
+    naming a missing key.
+    """
+    keys = ("step_ms", "samples_per_s", "kernel_fwd_bwd_ms", "fft_conv_fwd_bwd_ms", "rest_ms")
+    missing = [k for k in keys if k not in train]
+    if missing:
+        raise ValueError(f"train: missing keys {missing}")
+    return {"kernel": float(train["kernel_fwd_bwd_ms"]), "conv": float(train["fft_conv_fwd_bwd_ms"]),
+            "rest": float(train["rest_ms"])}
+
+
+def plot_train_shares(train: Mapping[str, Any]) -> Figure:
+    """Bar chart of the training step's parts (ms), each bar annotated with its share of the step.
+
+    The convolution bar is labelled with ``config["conv"]`` (``"fft"``, the benchmark's default, when
+    the file does not say). The title gives the step time and samples per second.
+    """
+    parts = train_parts(train)
+    conv = str(train.get("config", {}).get("conv", "fft"))
+    step = float(train["step_ms"])
+    labels = ["S4 kernels", f"convolution ({conv})", "rest"]
+    values = [parts["kernel"], parts["conv"], parts["rest"]]
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    bars = ax.bar(labels, values, color=["C0", "C1", "C7"])
+    for bar, v in zip(bars, values):
+        ax.annotate(f"{v:.2f} ms\n{v / step:.0%} of the step", (bar.get_x() + bar.get_width() / 2, v),
+                    ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+    ax.set_ylabel("time per training step (ms)")
+    ax.set_ylim(0, max(values) * 1.3)
+    dev = train.get("meta", {}).get("device_kind", "")
+    ax.set_title(f"training step on {dev}: {step:.2f} ms, {float(train['samples_per_s']):,.0f} samples/s", fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
 
