@@ -154,7 +154,7 @@ def a_mask(params: dict[str, Any]) -> Any:
 
 def make_optimizer(params: dict[str, Any], lr: float, ssm_lr: float, weight_decay: float, total_steps: int):
     """AdamW + warm-up/cosine; SSM parameters (A's, B, Δ) at ``ssm_lr`` with no weight decay."""
-    ssm_keys = A_KEYS + ("B", "log_step", "C_dense")
+    ssm_keys = A_KEYS + ("B", "log_step")
 
     def label(path, _):
         keys = [getattr(k, "key", None) for k in path]
@@ -191,7 +191,7 @@ def run_cell(
     opt = make_optimizer(params, lr, ssm_lr, 0.0, steps * epochs)
     opt_state = opt.init(params)
     mask = jax.tree.map(lambda m: jnp.asarray(1.0 if train_a else 1.0 - m), a_mask(params))
-    sig = (kind, epochs, batch, d_model, n_layers, N, conv)
+    sig = (kind, epochs, batch, d_model, n_layers, N, conv, lr, ssm_lr, id(data))
     if sig not in cache:
 
         @partial(jax.jit, donate_argnums=(0, 1))

@@ -39,7 +39,7 @@ START = 0.0  # the input before the first pixel
 
 def encode(pixels: Array) -> Array:
     """Grey levels 0…255 → inputs in [−1, 1] with a trailing channel axis: ``(…)`` → ``(…, 1)``."""
-    return (pixels.astype(jnp.float32) / 255.0 * 2.0 - 1.0)[..., None]
+    return (pixels.astype(jnp.float32) * (2.0 / 255.0) - 1.0)[..., None]
 
 
 def shift_right(pixels: Array) -> Array:
@@ -74,7 +74,7 @@ def generate(
         x_t = jnp.where(t == 0, jnp.full((B, 1), START), encode(prev))
         states, logits = step(params, forms, states, x_t)
         sampled = jax.random.categorical(k, logits / temperature, axis=-1)
-        pixel = jnp.where(t < P, given[:, t], sampled)
+        pixel = jnp.where(t < P, given[:, t], sampled).astype(jnp.int32)
         return (states, pixel, key), (pixel, logits)
 
     init = (states, jnp.zeros((B,), jnp.int32), key)
