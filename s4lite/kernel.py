@@ -70,7 +70,6 @@ def woodbury_resolvent(Lambda: Any, P: Any, Q: Any, z: Any) -> Array:
     Returns the dense ``(N, N)`` matrix (for checking against ``inv``); only an ``r × r`` system is solved.
     """
     Lambda, P, Q = _check.dplr("Lambda", Lambda, "P", P, "Q", Q)
-    n = Lambda.shape[0]
     z = _check.scalar("z", z)
     r = 1.0 / (z - Lambda)  # diagonal of R
     RP = r[:, None] * P.T  # (N, r)

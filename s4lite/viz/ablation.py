@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
 
 from ..ablation import KINDS
-from .dplr import find_artifact
+from ._io import find_artifact
 
 #: Keys every entry of ``results.json`` has (see :func:`s4lite.ablation.run_cell`).
 RESULT_KEYS = ("kind", "train_A", "dropout", "seed", "n_params", "history", "final_test_acc", "final_train_acc")

@@ -39,6 +39,7 @@ from .. import _check
 from ..convolution import causal_conv
 from ..dplr_step import DiscreteDPLR, dense_from_discrete, discrete_dplr, dplr_step, scan_dplr
 from ..recurrence import scan_ssm
+from ._io import find_artifact  # noqa: F401  (re-exported: the chapters import it from here)
 
 # --------------------------------------------------------------------------------------------------
 # Chapter 5: diagonalization
@@ -211,20 +212,6 @@ def kernel_without_truncation(Ab: Any, Bb: Any, C: Any, L: int) -> jax.Array:
 _META_KEYS = ("device", "device_kind", "platform", "jax_version", "commit", "date", "command", "dtype")
 _SINGLE_KEYS = ("method", "N", "L", "ms")
 _BATCHED_KEYS = ("H", "N", "L", "forward_ms", "forward_backward_ms", "peak_bytes", "temp_bytes")
-
-
-def find_artifact(relpath: str, start: str | Path | None = None) -> Path | None:
-    """The first ``<dir>/relpath`` that exists for ``dir`` = ``start`` (default: cwd) and its parents, else None.
-
-    Notebooks run from ``notebooks/`` (the book build) or the repository root; both find
-    ``artifacts/bench/...``. In Colab (s4lite installed by pip, no checkout) the answer is None.
-    """
-    here = Path.cwd() if start is None else Path(start)
-    for d in (here, *here.resolve().parents):
-        candidate = d / relpath
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _check_rows(name: str, rows: Any, keys: Sequence[str]) -> list[dict]:

@@ -16,7 +16,6 @@ speeds) and ``samples.npz`` (``originals``, ``completions``, ``unconditional``: 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -30,7 +29,8 @@ from matplotlib.figure import Figure
 
 from ..dplr_step import dense_from_discrete
 from ..model import step_outputs
-from .dplr import find_artifact
+from ._io import find_artifact
+from ._io import read_json_object as _read_json
 
 #: Keys of every epoch of ``metrics.json``'s ``history``.
 HISTORY_KEYS = ("epoch", "train_nll", "test_nll", "train_time", "test_bits_per_pixel")
@@ -60,16 +60,6 @@ def find_generation(relpath: str = "artifacts/generation", start: str | Path | N
     """The directory ``<dir>/relpath`` holding ``metrics.json`` for ``dir`` = ``start`` or a parent; else None."""
     found = find_artifact(f"{relpath.rstrip('/')}/metrics.json", start)
     return None if found is None else found.parent
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"path: {str(path)!r} is not valid JSON ({err})") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"path: {str(path)!r} should hold a JSON object, got {type(data).__name__}")
-    return data
 
 
 def _check_metrics(metrics: dict, where: Path) -> dict:

@@ -32,7 +32,8 @@ import numpy as np
 import optax
 from matplotlib.figure import Figure
 
-from .dplr import find_artifact
+from ._io import find_artifact
+from ._io import read_json_object as _read_json
 
 #: Columns every line of ``metrics.jsonl`` has (see :func:`s4lite.train.main`).
 METRIC_KEYS = (
@@ -60,16 +61,6 @@ def find_run(relpath: str = "artifacts/smnist", start: str | Path | None = None)
     """The run directory ``<dir>/relpath`` (holding ``summary.json``) for ``dir`` = ``start`` or a parent; else None."""
     found = find_artifact(f"{relpath.rstrip('/')}/summary.json", start)
     return None if found is None else found.parent
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"path: {str(path)!r} is not valid JSON ({err})") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"path: {str(path)!r} should hold a JSON object, got {type(data).__name__}")
-    return data
 
 
 def metrics_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
