@@ -2,8 +2,9 @@
 """Make the first cell of every chapter the Colab install cell, built from ``_config.yml``.
 
 The repository is named in one place, ``repository.url`` / ``repository.branch`` of ``_config.yml``.
-Every ``notebooks/*.ipynb`` must start with a code cell that, in Colab only, installs s4lite from
-``git+<url>@<branch>`` (and never touches JAX), tagged ``remove-cell`` (hidden on the website) and
+Every ``notebooks/*.ipynb`` must start with a code cell that, in Colab only, clones ``<url>`` at
+``<branch>`` (once), installs s4lite from the clone (once; it never touches JAX) and changes into the
+clone's ``notebooks/`` so that the chapters find the recorded results under ``artifacts/``, tagged ``remove-cell`` (hidden on the website) and
 ``skip-execution`` (not run by the book build).
 
 Usage::
@@ -33,10 +34,17 @@ TAGS = ["remove-cell", "skip-execution"]
 MARKER = "# Colab only: install s4lite"  # how an older version of the cell is recognised (and replaced)
 
 _TEMPLATE = (
-    "# Colab only: install s4lite (quietly, once; JAX stays as Colab ships it). Elsewhere this does nothing.\n"
-    "import importlib.util, subprocess, sys\n"
-    'if "google.colab" in sys.modules and importlib.util.find_spec("s4lite") is None:\n'
-    '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{spec}"], check=True)'
+    "# Colab only: install s4lite from a clone of the book's repository (quietly, once; JAX stays as Colab\n"
+    "# ships it), and work from the clone's notebooks/ so the recorded GPU results in artifacts/ are found.\n"
+    "# Elsewhere this does nothing.\n"
+    "import importlib.util, os, subprocess, sys\n"
+    'if "google.colab" in sys.modules:\n'
+    '    repo = "/content/s4lite"\n'
+    "    if not os.path.isdir(repo):\n"
+    '        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "{branch}", "{url}", repo], check=True)\n'
+    '    if importlib.util.find_spec("s4lite") is None:\n'
+    '        subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)\n'
+    '    os.chdir(os.path.join(repo, "notebooks"))'
 )
 
 
@@ -55,8 +63,8 @@ def read_repository(config: Path = CONFIG) -> tuple[str, str]:
 
 
 def colab_cell_source(url: str, branch: str) -> str:
-    """The exact source of the install cell for ``pip install git+<url>@<branch>``."""
-    return _TEMPLATE.format(spec=f"git+{url}@{branch}")
+    """The exact source of the install cell: clone ``<url>`` at ``<branch>``, ``pip install`` the clone."""
+    return _TEMPLATE.format(url=url, branch=branch)
 
 
 def expected_source(config: Path = CONFIG) -> str:
