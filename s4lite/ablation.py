@@ -37,7 +37,6 @@ import numpy as np
 import optax
 
 from . import _check
-from .convolution import kernel_naive  # noqa: F401  (the reference the dense kernel is tested against)
 from .discretize import bilinear
 from .layer import CONVOLUTIONS, hippo_half, init_s4, s4_kernel
 from .model import _dense, count_params, glu_mix, layer_norm
