@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 import yaml
+from book_sources import toc_files
 
 pytestmark = pytest.mark.browser
 
@@ -72,24 +73,7 @@ ALLOWED_JS_ERRORS = [re.compile(r"^Identifier 'THEBE_JS_URL' has already been de
 
 def toc_pages() -> list[str]:
     """Every ``root``/``file`` of ``_toc.yml`` (e.g. ``book/intro``, ``notebooks/01_ssm``), in order."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key in ("root", "file"):
-                entry = node.get(key)
-                if isinstance(entry, str):
-                    out.append(re.sub(r"\.(md|ipynb)$", "", entry))
-            for value in node.values():
-                if isinstance(value, (dict, list)):
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(toc)
-    return out
+    return toc_files()
 
 
 def repository() -> tuple[str, str]:

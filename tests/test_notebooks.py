@@ -24,6 +24,7 @@ from typing import Any
 import nbformat
 import pytest
 import yaml
+from book_sources import toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -43,28 +44,6 @@ def _load_sync_tool() -> Any:
 
 
 sync_tool = _load_sync_tool()
-
-
-def toc_files(toc_path: Path = ROOT / "_toc.yml") -> list[str]:
-    """Every ``root`` / ``file`` entry of a Jupyter Book ``_toc.yml``, in order, without suffix."""
-    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key in ("root", "file"):
-                entry = node.get(key)
-                if isinstance(entry, str):
-                    out.append(entry[: -len(Path(entry).suffix)] if Path(entry).suffix in {".md", ".ipynb"} else entry)
-            for value in node.values():
-                if isinstance(value, (list, dict)):
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(toc)
-    return out
 
 
 def markdown_h1s(text: str) -> list[str]:
