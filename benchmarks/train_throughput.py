@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -28,18 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from s4lite.layer import CONVOLUTIONS, s4_kernel  # noqa: E402
 from s4lite.model import count_params, init_model  # noqa: E402
 from s4lite.train import build_parser, make_optimizer, make_steps, run_info  # noqa: E402
+from s4lite.viz.views import time_fn  # noqa: E402
 
 
-def timeit(fn, *args, repeats: int = 20, warmup: int = 3) -> float:
-    """Median seconds of ``fn(*args)`` (blocking on the result)."""
-    for _ in range(warmup):
-        jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+# Median seconds of fn(*args) after 3 untimed calls, over 20 timed ones (the book's timing helper).
+timeit = partial(time_fn, repeats=20, warmup=3)
 
 
 def main() -> None:

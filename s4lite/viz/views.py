@@ -30,16 +30,17 @@ from ..recurrence import scan_ssm
 Array = jax.Array
 
 
-def time_fn(fn: Callable[..., Any], *args: Any, repeats: int = 5) -> float:
+def time_fn(fn: Callable[..., Any], *args: Any, repeats: int = 5, warmup: int = 1) -> float:
     """Median wall-clock time of ``fn(*args)`` in seconds over ``repeats`` calls.
 
-    One call runs first and is not timed (it compiles ``fn`` if it is jitted); every call is waited
-    for with ``jax.block_until_ready``, since JAX returns before the work is done.
+    ``warmup`` calls run first and are not timed (the first compiles ``fn`` if it is jitted); every
+    call is waited for with ``jax.block_until_ready``, since JAX returns before the work is done.
     """
     if not callable(fn):
         raise ValueError(f"fn: expected a callable, got {type(fn).__name__}")
     repeats = _check.length("repeats", repeats)
-    jax.block_until_ready(fn(*args))
+    for _ in range(_check.length("warmup", warmup)):
+        jax.block_until_ready(fn(*args))
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
