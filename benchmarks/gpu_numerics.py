@@ -4,8 +4,9 @@
 
 Checks, each at JAX's default matmul precision (TF32 on an NVIDIA GPU) and at "highest":
 
-* the S4 layer's kernel (``s4_kernel``: conjugate symmetry, L/2+1 frequencies, the default Cauchy
-  kernel) against the naive kernel C Ā^k B̄ computed in complex128 NumPy from the same parameters;
+* the S4 layer's kernel (``s4_kernel``: conjugate symmetry, L/2+1 frequencies; the XLA Cauchy
+  matrices and the fused Pallas kernel) against the naive kernel C Ā^k B̄ computed in complex128 NumPy from the same parameters;
+* the gradients of the fused Pallas kernel (hand-written backward pass) against XLA's automatic ones;
 * the convolutions ``toeplitz_conv`` and ``toeplitz_conv_bf16`` against ``fft_conv``.
 Errors are relative to the largest reference value.
 """
@@ -62,11 +63,26 @@ def main() -> None:
     res = {"meta": {**run_info(), "command": " ".join(["python"] + sys.argv)}, "kernel": [], "conv": []}
     for L in a.L:
         ref = naive_reference(params, L)
-        for precision in ("default", "highest"):
-            with jax.default_matmul_precision(None if precision == "default" else "highest"):
-                K = np.asarray(jax.jit(s4_kernel, static_argnums=1)(params, L))
-            res["kernel"].append({"L": L, "H": a.H, "N": a.N, "precision": precision, "rel_err_vs_float64_naive": rel(K, ref)})
-            print(res["kernel"][-1], flush=True)
+        for impl in ("xla", "pallas"):
+            for precision in ("default", "highest"):
+                with jax.default_matmul_precision(None if precision == "default" else "highest"):
+                    K = np.asarray(jax.jit(s4_kernel, static_argnums=(1, 2))(params, L, impl))
+                res["kernel"].append({"L": L, "H": a.H, "N": a.N, "kernel": impl, "precision": precision,
+                                      "rel_err_vs_float64_naive": rel(K, ref)})
+                print(res["kernel"][-1], flush=True)
+    # Gradients: the hand-written backward pass of the fused kernel against XLA's automatic one,
+    # both in float32 at "highest" precision, for a loss that touches every kernel entry.
+    res["grad"] = []
+    for L in a.L:
+        w = jax.random.normal(jax.random.PRNGKey(2), (a.H, L))
+        grads = {}
+        for impl in ("xla", "pallas"):
+            with jax.default_matmul_precision("highest"):
+                f = jax.jit(jax.grad(lambda p, impl=impl: jnp.sum(w * s4_kernel(p, L, impl))))
+                grads[impl] = jax.tree.map(np.asarray, f(params))
+        errs = {k: rel(grads["pallas"][k], grads["xla"][k]) for k in grads["xla"] if np.max(np.abs(grads["xla"][k])) > 0}
+        res["grad"].append({"L": L, "H": a.H, "N": a.N, "rel_err_pallas_vs_xla": errs})
+        print(res["grad"][-1], flush=True)
     u = jax.random.normal(jax.random.PRNGKey(1), (16, 784, a.H))
     K = jnp.asarray(naive_reference(params, 784), jnp.float32)
     with jax.default_matmul_precision("highest"):

@@ -220,7 +220,16 @@ def s4_layer_kernels(params: dict[str, Any], L: int, cauchy_fn, chunks: int = 1)
     return jax.vmap(one)(Lambda, P, B, Ct, step)
 
 
-IMPLS = ("full", "layer_matmul", "layer_fused", "layer_imag", "layer_chunked4", "layer_chunked16", "layer_imag_chunked8")
+def pallas_layer_kernels(params: dict[str, Any], L: int, block_m: int):
+    """The same H × L kernels with the fused Pallas/Triton Cauchy kernel (:mod:`s4lite.cauchy_pallas`)."""
+    from s4lite.cauchy_pallas import kernel_dplr_conj_fused
+    from s4lite.layer import ssm_parts
+
+    return kernel_dplr_conj_fused(*ssm_parts(params), L, block_m=block_m)
+
+
+IMPLS = ("full", "layer_matmul", "layer_fused", "layer_imag", "layer_chunked4", "layer_chunked16", "layer_imag_chunked8",
+         "layer_pallas", "layer_pallas_b32", "layer_pallas_b128", "layer_pallas_b256")
 
 
 def batched_benchmarks(args: argparse.Namespace, real) -> list[dict]:
@@ -238,7 +247,9 @@ def batched_impl(args: argparse.Namespace, real, impl: str) -> list[dict]:
     * ``layer_matmul``: the S4 layer's path with the matmul Cauchy (``cauchy_conj``);
     * ``layer_fused``: the S4 layer's path with the fused Cauchy (``cauchy_conj_fused``);
     * ``layer_imag``: the layer's path with the real-arithmetic Cauchy for imaginary nodes (``cauchy_conj_imag``);
-    * ``layer_chunkedC``, ``layer_imag_chunkedC``: the frequencies in C sequential, recomputed pieces.
+    * ``layer_chunkedC``, ``layer_imag_chunkedC``: the frequencies in C sequential, recomputed pieces;
+    * ``layer_pallas``, ``layer_pallas_bB``: the fused Pallas (Triton) Cauchy kernel with blocks of
+      64 (the default) or B frequencies per program (:mod:`s4lite.cauchy_pallas`).
     """
     import jax
     import jax.numpy as jnp
@@ -250,6 +261,12 @@ def batched_impl(args: argparse.Namespace, real, impl: str) -> list[dict]:
     if impl == "full":
         params = init_layer(args.H, args.batched_N, rng, real)
         kernels = layer_kernels
+    elif impl.startswith("layer_pallas"):
+        from s4lite.cauchy_pallas import DEFAULT_BLOCK_M
+
+        params = jax.tree.map(lambda x: x.astype(real), init_s4(jax.random.PRNGKey(args.seed), args.H, args.batched_N))
+        block_m = int(impl.rsplit("_b", 1)[1]) if "_b" in impl else DEFAULT_BLOCK_M
+        kernels = lambda p, L, b=block_m: pallas_layer_kernels(p, L, b)  # noqa: E731
     else:
         params = jax.tree.map(lambda x: x.astype(real), init_s4(jax.random.PRNGKey(args.seed), args.H, args.batched_N))
         fn = {"layer_fused": cauchy_conj_fused}.get(impl, cauchy_conj_imag if impl.startswith("layer_imag") else cauchy_conj)

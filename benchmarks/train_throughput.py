@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from s4lite.layer import CONVOLUTIONS, s4_kernel  # noqa: E402
+from s4lite.layer import CONVOLUTIONS, resolve_kernel, s4_kernel  # noqa: E402
 from s4lite.model import count_params, init_model  # noqa: E402
 from s4lite.train import build_parser, make_optimizer, make_steps, run_info  # noqa: E402
 from s4lite.viz.views import time_fn  # noqa: E402
@@ -46,12 +46,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50, help="timed training steps")
     ap.add_argument("--dropout", type=float, default=0.25)
     ap.add_argument("--conv", choices=["fft", "toeplitz", "toeplitz_bf16"], default="fft")
+    ap.add_argument("--kernel", choices=["auto", "xla", "pallas"], default="auto")
     ap.add_argument("--prng", choices=["threefry2x32", "rbg"], default="threefry2x32")
     ap.add_argument("--out", default=None, help="write the JSON here")
     a = ap.parse_args()
 
     targs = build_parser().parse_args(
-        ["--d-model", str(a.d_model), "--n-layers", str(a.n_layers), "--N", str(a.N), "--batch-size", str(a.batch_size), "--dropout", str(a.dropout), "--conv", a.conv, "--prng", a.prng]
+        ["--d-model", str(a.d_model), "--n-layers", str(a.n_layers), "--N", str(a.N), "--batch-size", str(a.batch_size), "--dropout", str(a.dropout), "--conv", a.conv, "--kernel", a.kernel, "--prng", a.prng]
     )
     key = jax.random.PRNGKey(0)
     params = init_model(key, 1, 10, a.d_model, a.n_layers, a.N)
@@ -85,10 +86,10 @@ def main() -> None:
 
     @jax.jit
     def kernels_fb(s4s):
-        return jax.grad(lambda ps: sum(jnp.sum(s4_kernel(p, a.L) ** 2) for p in ps))(s4s)
+        return jax.grad(lambda ps: sum(jnp.sum(s4_kernel(p, a.L, a.kernel) ** 2) for p in ps))(s4s)
 
     u = jax.random.normal(jax.random.PRNGKey(1), (a.batch_size, a.L, a.d_model))
-    K = jnp.stack([s4_kernel(p, a.L) for p in s4s])
+    K = jnp.stack([s4_kernel(p, a.L, a.kernel) for p in s4s])
 
     conv_fn = CONVOLUTIONS[a.conv]
 
@@ -104,7 +105,7 @@ def main() -> None:
     conv_s = timeit(conv_fb, u, K)
     result = {
         "meta": {**run_info(), "command": " ".join(["python"] + sys.argv)},
-        "config": {"d_model": a.d_model, "n_layers": a.n_layers, "N": a.N, "batch_size": a.batch_size, "L": a.L, "dropout": a.dropout, "conv": a.conv, "prng": a.prng, "n_params": count_params(params)},
+        "config": {"d_model": a.d_model, "n_layers": a.n_layers, "N": a.N, "batch_size": a.batch_size, "L": a.L, "dropout": a.dropout, "conv": a.conv, "kernel": a.kernel, "kernel_resolved": resolve_kernel(a.kernel), "prng": a.prng, "n_params": count_params(params)},
         "compile_s": compile_s,
         "step_ms": step_s * 1e3,
         "samples_per_s": a.batch_size / step_s,

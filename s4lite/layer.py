@@ -103,10 +103,32 @@ def ssm_parts(params: Params) -> tuple[Array, Array, Array, Array, Array]:
     return Lambda, _complex(params["P"]), _complex(params["B"]), _complex(params["Ct"]), jnp.exp(params["log_step"])
 
 
-def s4_kernel(params: Params, L: int) -> Array:
-    """The H convolution kernels, real ``(H, L)`` (Theorem 3 with conjugate symmetry, vmapped over H)."""
+KERNELS = ("auto", "xla", "pallas")
+
+
+def resolve_kernel(kernel: str) -> str:
+    """``"auto"`` → ``"pallas"`` on a GPU (the fused Triton kernel), ``"xla"`` elsewhere."""
+    kernel = _check.choice("kernel", kernel, KERNELS)
+    if kernel == "auto":
+        return "pallas" if jax.default_backend() == "gpu" else "xla"
+    return kernel
+
+
+def s4_kernel(params: Params, L: int, kernel: str = "auto") -> Array:
+    """The H convolution kernels, real ``(H, L)`` (Theorem 3 with conjugate symmetry).
+
+    ``kernel`` picks the implementation of the Cauchy sums (both compute the same numbers):
+    ``"xla"`` — :func:`~s4lite.kernel.kernel_dplr_conj` vmapped over H (real-arithmetic Cauchy
+    matrices, materialized); ``"pallas"`` — :func:`~s4lite.cauchy_pallas.kernel_dplr_conj_fused`
+    (one fused Triton kernel forward and one backward; on a CPU it runs in Pallas's slow
+    interpreter); ``"auto"`` — Pallas on a GPU, XLA elsewhere.
+    """
     L = _check.length("L", L)
     Lambda, P, B, Ct, step = ssm_parts(params)
+    if resolve_kernel(kernel) == "pallas":
+        from .cauchy_pallas import kernel_dplr_conj_fused
+
+        return kernel_dplr_conj_fused(Lambda, P, B, Ct, step, L)
     return jax.vmap(kernel_dplr_conj, in_axes=(0, 0, 0, 0, 0, None))(Lambda, P, B, Ct, step, L)
 
 
@@ -213,12 +235,13 @@ toeplitz_conv_bf16.defvjp(_toeplitz_bf16_fwd, _toeplitz_bf16_bwd)
 CONVOLUTIONS = {"fft": fft_conv, "toeplitz": toeplitz_conv, "toeplitz_bf16": toeplitz_conv_bf16}
 
 
-def s4_apply(params: Params, u: Array, conv: str = "fft") -> Array:
+def s4_apply(params: Params, u: Array, conv: str = "fft", kernel: str = "auto") -> Array:
     """The S4 layer in convolution mode: ``u (..., L, H)`` → ``y (..., L, H)``, y = K̄ * u + D u.
 
     ``conv`` picks how the causal convolution is computed: ``"fft"`` (:func:`fft_conv`),
     ``"toeplitz"`` (:func:`toeplitz_conv`, for ``u`` of shape ``(B, L, H)``) — both give the same
     result — or ``"toeplitz_bf16"`` (:func:`toeplitz_conv_bf16`: bfloat16 products, ~1e-3 relative error).
+    ``kernel`` picks how K̄ is computed (see :func:`s4_kernel`).
     """
     u = _check.as_array("u", u)
     H = params["D"].shape[0]
@@ -227,7 +250,7 @@ def s4_apply(params: Params, u: Array, conv: str = "fft") -> Array:
     conv = _check.choice("conv", conv, tuple(CONVOLUTIONS))
     if conv.startswith("toeplitz") and u.ndim != 3:
         raise ValueError(f"u: the toeplitz convolution expects shape (B, L, H), got {u.shape}")
-    K = s4_kernel(params, u.shape[-2])
+    K = s4_kernel(params, u.shape[-2], kernel)
     return CONVOLUTIONS[conv](u, K.astype(u.dtype)) + params["D"] * u
 
 

@@ -91,42 +91,44 @@ def glu_mix(p: Params, z: Array) -> Array:
     return a * jax.nn.sigmoid(b)
 
 
-def block(p: Params, x: Array, key: Array | None = None, rate: float = 0.0, conv: str = "fft") -> Array:
+def block(
+    p: Params, x: Array, key: Array | None = None, rate: float = 0.0, conv: str = "fft", kernel: str = "auto"
+) -> Array:
     """One residual block on ``x (..., L, H)``."""
     k1, k2 = (None, None) if key is None else jax.random.split(key)
     z = layer_norm(p["norm"], x)
-    z = dropout(k1, jax.nn.gelu(s4_apply(p["s4"], z, conv)), rate)
+    z = dropout(k1, jax.nn.gelu(s4_apply(p["s4"], z, conv, kernel)), rate)
     z = dropout(k2, glu_mix(p["mix"], z), rate)
     return x + z
 
 
 def model_features(
-    params: dict[str, Any], x: Array, key: Array | None = None, rate: float = 0.0, conv: str = "fft"
+    params: dict[str, Any], x: Array, key: Array | None = None, rate: float = 0.0, conv: str = "fft", kernel: str = "auto"
 ) -> Array:
     """Encoder and all blocks: ``x (B, L, d_input)`` → ``(B, L, d_model)``."""
     h = x @ params["encoder"]["W"] + params["encoder"]["b"]
     keys = [None] * len(params["layers"]) if key is None else list(jax.random.split(key, len(params["layers"])))
     for p, k in zip(params["layers"], keys):
-        h = block(p, h, k, rate, conv)
+        h = block(p, h, k, rate, conv, kernel)
     return h
 
 
 def classify(
-    params: dict[str, Any], x: Array, key: Array | None = None, rate: float = 0.0, conv: str = "fft"
+    params: dict[str, Any], x: Array, key: Array | None = None, rate: float = 0.0, conv: str = "fft", kernel: str = "auto"
 ) -> Array:
     """Sequence classification: mean-pool the features over time, then the linear head → ``(B, d_output)``."""
     x = _check.as_array("x", x)
     if x.ndim != 3 or x.shape[-1] != params["encoder"]["W"].shape[0]:
         raise ValueError(f"x: expected shape (B, L, {params['encoder']['W'].shape[0]}), got {x.shape}")
-    h = jnp.mean(model_features(params, x, key, rate, conv), axis=1)
+    h = jnp.mean(model_features(params, x, key, rate, conv, kernel), axis=1)
     return h @ params["head"]["W"] + params["head"]["b"]
 
 
 def sequence_outputs(
-    params: dict[str, Any], x: Array, key: Array | None = None, rate: float = 0.0, conv: str = "fft"
+    params: dict[str, Any], x: Array, key: Array | None = None, rate: float = 0.0, conv: str = "fft", kernel: str = "auto"
 ) -> Array:
     """Per-position outputs (for autoregressive models): ``x (B, L, d_input)`` → ``(B, L, d_output)``. Causal."""
-    h = model_features(params, x, key, rate, conv)
+    h = model_features(params, x, key, rate, conv, kernel)
     return h @ params["head"]["W"] + params["head"]["b"]
 
 

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .layer import SSM_KEYS, s4_kernel, ssm_parts
+from .layer import SSM_KEYS, resolve_kernel, s4_kernel, ssm_parts
 from .model import classify, count_params, init_model
 
 Array = jax.Array
@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fft", "toeplitz", "toeplitz_bf16"],
         default="fft",
         help="how the S4 layers convolve: fft and toeplitz agree to float32 roundoff; toeplitz_bf16 multiplies in bfloat16",
+    )
+    p.add_argument(
+        "--kernel",
+        choices=["auto", "xla", "pallas"],
+        default="auto",
+        help="how the S4 kernels are computed: pallas = the fused Triton Cauchy kernel (auto: on a GPU), xla = materialized Cauchy matrices",
     )
     p.add_argument("--prng", choices=["threefry2x32", "rbg"], default="threefry2x32", help="random-bit generator for dropout/augmentation")
     p.add_argument("--seed", type=int, default=0)
@@ -207,7 +213,7 @@ def make_steps(args: argparse.Namespace, opt: optax.GradientTransformation, perm
             images = shift_images(k_aug, images)
         elif augment == "affine":
             images = affine_images(k_aug, images)
-        logits = classify(params, to_sequence(images, perm), k_drop, rate, args.conv)
+        logits = classify(params, to_sequence(images, perm), k_drop, rate, args.conv, args.kernel)
         return cross_entropy(logits, labels), logits
 
     decay = float(args.ema)
@@ -229,7 +235,7 @@ def make_steps(args: argparse.Namespace, opt: optax.GradientTransformation, perm
 
     @jax.jit
     def eval_batch(params, images, labels, mask):
-        logits = classify(params, to_sequence(images, perm), conv=args.conv)
+        logits = classify(params, to_sequence(images, perm), conv=args.conv, kernel=args.kernel)
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         return jnp.sum(losses * mask), jnp.sum((jnp.argmax(logits, -1) == labels) * mask)
 
@@ -389,6 +395,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "n_train": n_train,
         "n_test": int(x_test.shape[0]),
         "steps_per_epoch": steps_per_epoch,
+        "kernel_resolved": resolve_kernel(args.kernel),
         **info,
     }
     start_epoch, train_time, wall_offset, history = 0, 0.0, 0.0, []
