@@ -36,7 +36,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import Any, Callable
@@ -92,11 +91,10 @@ def time_ms(fn: Callable[[], Any], repeats: int, min_time: float = 0.0, max_repe
 
 
 def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    """The commit of the code that runs (see :func:`s4lite.train.git_commit`)."""
+    from s4lite.train import git_commit as commit
+
+    return commit()
 
 
 def peak_bytes() -> int | None:

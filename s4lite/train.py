@@ -310,11 +310,22 @@ def load_checkpoint(out: Path, params: Any, opt_state: Any) -> tuple[Any, Any, d
 
 
 def git_commit() -> str:
+    """The commit of the code that runs: ``$S4LITE_COMMIT`` if set, else ``git rev-parse HEAD``.
+
+    A ``-dirty`` suffix says tracked files differ from that commit. (A copy of a working tree on a
+    remote machine can carry an older ``.git`` than the files it runs: there the caller names the
+    commit in ``S4LITE_COMMIT``.)
+    """
+    if os.environ.get("S4LITE_COMMIT"):
+        return os.environ["S4LITE_COMMIT"]
+    here = Path(__file__).resolve().parent
     try:
-        here = Path(__file__).resolve().parent
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True).stdout.strip()
+        run = partial(subprocess.run, cwd=here, capture_output=True, text=True, check=True, timeout=10)
+        head = run(["git", "rev-parse", "HEAD"]).stdout.strip()
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+        return head + ("-dirty" if dirty else "")
     except Exception:  # noqa: BLE001 - no git, not a repo: record that
-        return os.environ.get("S4LITE_COMMIT", "unknown")
+        return "unknown"
 
 
 def run_info() -> dict[str, Any]:
