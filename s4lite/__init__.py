@@ -12,6 +12,7 @@ module              what it holds
 ``convolution``     the convolution view: kernel K̄ and FFT causal convolution
 ``hippo``           HiPPO matrices (LegS, LegT, LagT), NPLR and DPLR forms
 ``cauchy``          the Cauchy kernel Σ_i v_i / (z_j − w_i)
+``cauchy_pallas``   the same sums fused in one Pallas (Triton) kernel, forward and backward (GPU)
 ``kernel``          Theorem 3: the S4 kernel via generating function + Woodbury + Cauchy
 ``dplr_step``       Theorem 2: the O(N) bilinear recurrent step of a DPLR SSM
 ``memory``          online function approximation with HiPPO (reconstructing the past)
