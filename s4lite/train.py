@@ -343,12 +343,15 @@ def run_info() -> dict[str, Any]:
     }
 
 
+_jit_kernel = jax.jit(s4_kernel, static_argnums=(1, 2))  # one compiled program, not op-by-op dispatch
+
+
 def ssm_snapshot(params: Any, L: int) -> dict[str, np.ndarray]:
     """Kernels ``(layers, H, L)``, Δ ``(layers, H)`` and Λ ``(layers, H, N/2)`` of every S4 layer."""
     kernels, steps, lambdas = [], [], []
     for p in params["layers"]:
         Lambda, _, _, _, step = ssm_parts(p["s4"])
-        kernels.append(np.asarray(s4_kernel(p["s4"], L)))
+        kernels.append(np.asarray(_jit_kernel(p["s4"], L)))
         steps.append(np.asarray(step))
         lambdas.append(np.asarray(Lambda))
     return {"kernels": np.stack(kernels), "step": np.stack(steps), "Lambda": np.stack(lambdas)}

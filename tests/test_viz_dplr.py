@@ -454,3 +454,150 @@ def test_train_parts_and_plot_train_shares() -> None:
     del train["rest_ms"]
     with pytest.raises(ValueError, match=r"train: missing keys \['rest_ms'\]"):
         viz.train_parts(train)
+
+
+# ---------------------------------------------------------------- chapter 6: the fused (Pallas) kernel
+
+
+def _eqns(jaxpr, name: str) -> list:
+    """Every equation of primitive ``name`` in ``jaxpr`` and the jaxprs nested in its parameters."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == name:
+            found.append(eqn)
+        for value in eqn.params.values():
+            inner = getattr(value, "jaxpr", value)
+            if hasattr(inner, "eqns"):
+                found += _eqns(inner, name)
+    return found
+
+
+def test_fused_kernel_work_by_hand_and_against_the_traced_kernel() -> None:
+    from s4lite.cauchy_pallas import kernel_dplr_conj_fused
+    from s4lite.layer import init_s4, ssm_parts
+
+    H, N, L, block = 2, 6, 8, 4  # M = 5 → 8 padded nodes; N/2 = 3 → 4 padded poles
+    w = viz.fused_kernel_work(H, N, L, param_bytes=100, flops_per_pair=48, n_vectors=4, block_m=block)
+    assert w["pairs"] == 2 * 8 * 4 and w["cauchy_flops"] == 64 * 48
+    assert w["fft_flops"] == pytest.approx(5 * 2 * 8 * 3, rel=1e-15)
+    assert w["flops"] == w["cauchy_flops"] + w["fft_flops"]
+    assert w["cauchy_out_bytes"] == 2 * (2 * 8 * 8 * 4)  # 2J = 8 real (H, 8) float32 arrays, written and read
+    assert w["spectrum_bytes"] == 2 * (2 * 5 * 8)  # (H, M) complex64, written and read
+    assert w["compulsory_bytes"] == 100 + 2 * 8 * 4
+    assert w["fused_bytes"] == w["compulsory_bytes"] + w["cauchy_out_bytes"] + w["spectrum_bytes"]
+    # the counts are the shapes of what the traced kernel really produces (traced only, not run)
+    params = init_s4(jax.random.PRNGKey(0), H, N)
+    jaxpr = jax.make_jaxpr(lambda p: kernel_dplr_conj_fused(*ssm_parts(p), L, block_m=block))(params)
+    call = _eqns(jaxpr.jaxpr, "pallas_call")[0]
+    out = sum(v.aval.size * v.aval.dtype.itemsize for v in call.outvars)
+    assert 2 * out == w["cauchy_out_bytes"]
+    poles = call.invars[1].aval.shape  # (H, padded poles)
+    assert H * call.outvars[0].aval.shape[1] * poles[1] == w["pairs"]
+    fft = _eqns(jaxpr.jaxpr, "fft")[0]
+    spec, kern = fft.invars[0].aval, fft.outvars[0].aval
+    assert 2 * spec.size * spec.dtype.itemsize == w["spectrum_bytes"]
+    assert kern.size * kern.dtype.itemsize == w["compulsory_bytes"] - 100
+    with pytest.raises(ValueError, match="block_m: expected a power of two"):
+        viz.fused_kernel_work(2, 6, 8, 0, 48, block_m=6)
+    with pytest.raises(ValueError, match="N: expected an even state size"):
+        viz.fused_kernel_work(2, 5, 8, 0, 48)
+
+
+def test_roofline_bounds_of_the_fused_work() -> None:
+    w = viz.fused_kernel_work(4, 8, 64, param_bytes=0, flops_per_pair=48)
+    b = viz.roofline_bounds(w, peak_flops=1e12, bandwidth=1e9)
+    assert set(b) == {"compute", "compulsory", "fused"}  # the parts are not bounded on their own
+    assert b["fused"] == pytest.approx(w["fused_bytes"] / 1e9, rel=1e-15)
+    assert b["compute"] == pytest.approx(w["flops"] / 1e12, rel=1e-15)
+    with pytest.raises(ValueError, match="work: expected a 'flops' entry"):
+        viz.roofline_bounds({"compulsory_bytes": 1.0}, 1.0, 1.0)
+
+
+def test_run_spread_compares_the_runs_of_one_implementation() -> None:
+    rows = viz.merge_batched(_two_runs())
+    spread = viz.run_spread(rows, 1024)
+    assert [(s["impl"], s["key"]) for s in spread] == [("b", "forward_ms"), ("b", "forward_backward_ms")]
+    assert spread[0]["values"] == {"old.json": 2.0, "new.json": 0.5}
+    assert spread[0]["spread"] == pytest.approx(3.0, rel=1e-15) and spread[1]["spread"] == pytest.approx(3.0, rel=1e-15)
+    assert viz.run_spread(rows, 77) == []
+    assert viz.run_spread(rows, 1024, keys=("total_bytes",))[0]["values"] == {"old.json": 2e6, "new.json": 0.5e6}
+
+
+def test_pivot_table() -> None:
+    recs = [{"L": 784, "kernel": "xla", "p": "default", "e": 1.0},
+            {"L": 784, "kernel": "xla", "p": "highest", "e": 2.0},
+            {"L": 784, "kernel": "pallas", "p": "highest", "e": 3.0}]
+    header, body = viz.pivot_table(recs, ("L", "kernel"), "p", "e")
+    assert header == ["L", "kernel", "default", "highest"]
+    assert body == [[784, "xla", 1.0, 2.0], [784, "pallas", None, 3.0]]
+    with pytest.raises(ValueError, match=r"records\[1\]: missing keys \['e'\]"):
+        viz.pivot_table([recs[0], {"L": 1, "kernel": "x", "p": "default"}], ("L", "kernel"), "p", "e")
+    with pytest.raises(ValueError, match="a second value"):
+        viz.pivot_table([recs[0], recs[0]], ("L", "kernel"), "p", "e")
+
+
+def test_plot_block_study_one_line_per_length_and_run() -> None:
+    old = _layer_run("2000-01-01T10:00:00", {"p_b32": 1.0, "p": 2.0, "other": 9.0})
+    new = _layer_run("2000-01-01T11:00:00", {"p": 0.5, "p_b128": 4.0})
+    rows = viz.merge_batched({"old.json": old, "new.json": new})
+    fig = viz.plot_block_study(rows, {"p_b32": 32, "p": 64, "p_b128": 128})
+    fwd, fb = fig.axes[:2]
+    lines = {line.get_label(): line for line in fwd.get_lines()}
+    assert set(lines) == {"L = 1024 (old.json)", "L = 4096 (old.json)", "L = 1024 (new.json)", "L = 4096 (new.json)"}
+    old_line, new_line = lines["L = 4096 (old.json)"], lines["L = 4096 (new.json)"]
+    np.testing.assert_array_equal(old_line.get_xdata(), [32, 64])
+    np.testing.assert_allclose(old_line.get_ydata(), [4.0, 8.0], rtol=1e-15)  # scale · L/1024, "other" left out
+    np.testing.assert_array_equal(new_line.get_xdata(), [64, 128])
+    assert old_line.get_linestyle() == "--" and new_line.get_linestyle() == "-"
+    fb_new = {line.get_label(): line for line in fb.get_lines()}["L = 1024 (new.json)"]
+    np.testing.assert_allclose(fb_new.get_ydata(), [1.5, 12.0], rtol=1e-15)
+    assert [t.get_text() for t in fwd.get_xticklabels()] == ["32", "64", "128"]
+    with pytest.raises(ValueError, match="rows: no row of the implementations"):
+        viz.plot_block_study(rows, {"zzz": 16})
+
+
+def test_kernel_and_grad_matches_the_kernel_and_finite_differences() -> None:
+    from s4lite.layer import init_s4, s4_kernel
+
+    H, N, L = 2, 8, 16
+    params = jax.tree.map(lambda x: x.astype(jnp.float64), init_s4(jax.random.PRNGKey(3), H, N))
+    W = jax.random.normal(jax.random.PRNGKey(4), (H, L), jnp.float64)
+    K, grads = viz.kernel_and_grad(params, L, W, "xla")
+    kernel = jax.jit(lambda p: s4_kernel(p, L, "xla"))
+    assert viz.rel_err(K, kernel(params)) < 1e-14
+    assert set(grads) == set(params) and all(grads[k].shape == params[k].shape for k in params)
+    # directional derivative along a random direction against central differences of the loss
+    keys = jax.random.split(jax.random.PRNGKey(5), len(params))
+    d = {k: jax.random.normal(s, params[k].shape, jnp.float64) for k, s in zip(sorted(params), keys)}
+    loss = lambda p: float(jnp.sum(W * kernel(p)))  # noqa: E731
+    eps = 1e-6
+    shifted = lambda sign: {k: params[k] + sign * eps * d[k] for k in params}  # noqa: E731
+    fd = (loss(shifted(+1)) - loss(shifted(-1))) / (2 * eps)
+    ad = sum(float(jnp.sum(grads[k] * d[k])) for k in params)
+    assert abs(fd - ad) <= 1e-6 * abs(ad), (fd, ad)
+    with pytest.raises(ValueError, match=r"weights: expected shape \(H, L\) = \(2, 16\)"):
+        viz.kernel_and_grad(params, L, W[:, :8])
+    with pytest.raises(ValueError, match="params: expected S4 layer parameters"):
+        viz.kernel_and_grad({"x": W}, L, W)
+
+
+def test_plot_train_configs_stacks_the_parts_and_marks_one() -> None:
+    def train(k, c, r, dev="test GPU"):
+        return {"meta": {"device_kind": dev}, "step_ms": k + c + r, "samples_per_s": 128e3 / (k + c + r),
+                "kernel_fwd_bwd_ms": k, "fft_conv_fwd_bwd_ms": c, "rest_ms": r}
+
+    trains = {"A": train(1.0, 2.0, 3.0), "B": train(0.5, 1.5, 2.0)}
+    ax = viz.plot_train_configs(trains, highlight="B").axes[0]
+    bars = ax.patches  # kernel bars (A, B), then conv, then rest
+    assert [p.get_width() for p in bars] == [1.0, 0.5, 2.0, 1.5, 3.0, 2.0]
+    assert [p.get_x() for p in bars] == [0.0, 0.0, 1.0, 0.5, 3.0, 2.0]
+    assert bars[0].get_y() > bars[1].get_y()  # A drawn above B, in the order given
+    texts = [t.get_text() for t in ax.texts]
+    assert "6.00 ms, 21,333 samples/s" in texts[0] and "4.00 ms, 32,000 samples/s" in texts[1]
+    ticks = {t.get_text(): t for t in ax.get_yticklabels()}
+    assert set(ticks) == {"A", "★ B"} and ticks["★ B"].get_fontweight() == "bold"
+    assert ax.get_xlabel() == "time per training step (ms)"
+    with pytest.raises(ValueError, match="highlight: expected one of"):
+        viz.plot_train_configs(trains, highlight="C")
+    with pytest.raises(ValueError, match="trains: expected a non-empty mapping"):
+        viz.plot_train_configs({})

@@ -386,3 +386,87 @@ def test_ssm_change_stats_lambda_parts() -> None:
     assert row["median_rel_im_change_lowest"] == pytest.approx(0.5, rel=1e-12)
     assert row["median_rel_im_change"] == pytest.approx(0.25, rel=1e-12)
     assert row["median_rel_kernel_change"] == 0.0 and row["median_abs_log_step_change"] == 0.0
+
+
+def _with_config(path: Path, **entries) -> Path:
+    """Add entries to the fake run's config.json (the options a real run records)."""
+    config = json.loads((path / "config.json").read_text())
+    config.update(entries)
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+def test_run_settings_reads_and_resolves_options() -> None:
+    new = {"conv": "toeplitz_bf16", "epochs": 500, "kernel": "auto", "kernel_resolved": "pallas", "ema": 0.999}
+    assert vt.run_settings(new) == {"conv": "toeplitz_bf16", "epochs": 500, "kernel": "pallas", "ema": 0.999,
+                                    "from_absent": []}
+    # "auto" without a resolved name: decided by the recorded platform
+    assert vt.run_settings({"conv": "fft", "epochs": 1, "kernel": "auto", "ema": 0.0, "platform": "gpu"})["kernel"] == "pallas"
+    assert vt.run_settings({"conv": "fft", "epochs": 1, "kernel": "auto", "ema": 0.0, "platform": "cpu"})["kernel"] == "xla"
+    # a config from before --kernel and --ema: both from ABSENT_OPTIONS, and flagged
+    old = vt.run_settings({"conv": "toeplitz", "epochs": 350})
+    assert (old["kernel"], old["ema"], old["from_absent"]) == ("xla", 0.0, ["kernel", "ema"])
+    assert vt.run_settings({"conv": "fft", "epochs": 2}, absent={"kernel": "pallas", "ema": 0.5})["kernel"] == "pallas"
+    with pytest.raises(ValueError, match="config: missing 'conv'"):
+        vt.run_settings({"epochs": 3})
+    with pytest.raises(ValueError, match="config: no 'ema' recorded"):
+        vt.run_settings({"conv": "fft", "epochs": 2, "kernel": "xla"}, absent={})
+    with pytest.raises(ValueError, match="config: expected a mapping"):
+        vt.run_settings(["conv"])
+
+
+def test_compare_runs_rows(tmp_path: Path) -> None:
+    a = vt.load_run(_with_config(write_run(tmp_path / "a"), conv="toeplitz"))
+    b = vt.load_run(_with_config(write_run(tmp_path / "b", acc=[0.6, 0.991, 0.992, 0.993, 0.994]), conv="toeplitz_bf16",
+                                 kernel="pallas", ema=0.999))
+    rows = vt.compare_runs({"first": a, "second": b})
+    assert [r["name"] for r in rows] == ["first", "second"]
+    assert (rows[0]["kernel"], rows[0]["ema"], rows[0]["from_absent"]) == ("xla", 0.0, ["kernel", "ema"])
+    assert (rows[1]["conv"], rows[1]["kernel"], rows[1]["ema"]) == ("toeplitz_bf16", "pallas", 0.999)
+    for row, run in zip(rows, (a, b)):
+        facts = vt.run_facts(run)
+        assert all(row[k] == v for k, v in facts.items())
+    assert rows[0]["epoch_to_99"] == 3 and rows[1]["epoch_to_99"] == 2
+    assert rows[1]["final_test_acc"] == 0.994
+    with pytest.raises(ValueError, match="runs: expected at least one run"):
+        vt.compare_runs({})
+    bad = vt.load_run(_with_config(write_run(tmp_path / "bad"), conv="fft", epochs=7))
+    with pytest.raises(ValueError, match="config says 7 epochs, metrics hold 5"):
+        vt.compare_runs({"bad": bad})
+
+
+def test_plot_test_error_runs(tmp_path: Path) -> None:
+    acc_b = [0.6, 0.991, 0.992, 0.993, 0.994]
+    ma = vt.load_run(write_run(tmp_path / "a"))["metrics"]
+    mb = vt.load_run(write_run(tmp_path / "b", acc=acc_b))["metrics"]
+    fig = vt.plot_test_error_runs({"run A": ma, "run B": mb}, x="train_time")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "training time (s)"
+    lines = {l.get_label(): l for l in ax.get_lines()}
+    np.testing.assert_allclose(lines["run A"].get_ydata(), 1 - np.array(ACC), rtol=1e-12)
+    np.testing.assert_allclose(lines["run B"].get_xdata(), mb["train_time"])
+    # the markers sit at each run's first epoch with >= 99 % (index 2 for A, 1 for B)
+    dots = [l for l in ax.get_lines() if l.get_marker() == "o"]
+    assert [float(d.get_xdata()[0]) for d in dots] == [ma["train_time"][2], mb["train_time"][1]]
+    np.testing.assert_allclose([float(d.get_ydata()[0]) for d in dots], [1 - ACC[2], 1 - acc_b[1]], rtol=1e-12)
+    assert {"99.0 % accuracy", "99.2 % accuracy"} <= set(lines)
+    never = vt.load_run(write_run(tmp_path / "never", acc=[0.1, 0.2, 0.3, 0.4, 0.5]))["metrics"]
+    fig = vt.plot_test_error_runs({"never": never}, x="epoch")
+    assert not [l for l in fig.axes[0].get_lines() if l.get_marker() == "o"]
+    with pytest.raises(ValueError, match="runs: expected at least one run"):
+        vt.plot_test_error_runs({})
+    with pytest.raises(ValueError, match="x: expected"):
+        vt.plot_test_error_runs({"a": ma}, x="step")
+
+
+def test_measured_learning_rates_from_shapes_only() -> None:
+    """The probe needs only the structure and shapes: jax.eval_shape's output gives the same rates."""
+    params = init_model(jax.random.PRNGKey(0), 1, 10, 2, 1, 2)
+    shapes = jax.eval_shape(lambda k: init_model(k, 1, 10, 2, 1, 2), jax.random.PRNGKey(0))
+    args = build_parser().parse_args([])
+    total = 50
+    ref = vt.measured_learning_rates(make_optimizer(args, total, params), param_labels(params), params, total)
+    got = vt.measured_learning_rates(make_optimizer(args, total, shapes), param_labels(shapes), shapes, total)
+    assert set(got) == set(ref) == {"ssm", "other"}
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k])

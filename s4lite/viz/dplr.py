@@ -14,8 +14,12 @@ Three groups, each a set of small functions that return numbers or a matplotlib 
 * **The GPU study of a layer's kernel (chapter 6).** :func:`merge_batched` joins several benchmark runs,
   :func:`plot_layer_study` draws time and memory against L with a reference and targets,
   :func:`layer_kernel_work` and :func:`roofline_bounds` estimate the hardware limits,
-  :func:`target_table` compares targets with the best measurement, :func:`plot_train_shares` splits a
-  training step.
+  :func:`target_table` compares targets with the best measurement, :func:`run_spread` compares runs of
+  the same implementation, :func:`plot_block_study` draws the block size of the fused (Pallas) kernel,
+  :func:`fused_kernel_work` counts the bytes the fused kernel must move, :func:`kernel_and_grad`
+  evaluates a kernel and its gradient for the CPU check of the fused kernel,
+  :func:`plot_train_shares` and :func:`plot_train_configs` split training steps, :func:`pivot_table`
+  lays out the GPU numerics.
 * **Recurrent timings and generation (chapter 7).** :func:`seconds_per_step`,
   :func:`recurrence_timings`, :func:`generate_recurrent`, :func:`generate_convolutional`.
 """
@@ -492,6 +496,57 @@ def target_table(
     return out
 
 
+def run_spread(
+    rows: Sequence[dict], L: int, keys: Sequence[str] = ("forward_ms", "forward_backward_ms")
+) -> list[dict]:
+    """How far apart repeated measurements are: every implementation measured in two or more runs at ``L``.
+
+    ``rows`` from :func:`merge_batched`. One record per (implementation, key), implementations in
+    first-seen order: ``{"impl", "key", "values", "spread"}`` with ``values`` a dict run name → figure
+    (runs in the order of ``rows``) and ``spread = max / min − 1`` (0 when the runs agree). Rows whose
+    figure is None are left out.
+    """
+    L = _check.length("L", L)
+    out = []
+    impls = list(dict.fromkeys(r.get("impl") for r in rows))
+    for impl in impls:
+        for key in keys:
+            values = {str(r["source"]): float(r[key]) for r in rows
+                      if r.get("impl") == impl and int(r["L"]) == L and r.get(key) is not None}
+            if len(values) >= 2:
+                v = list(values.values())
+                out.append({"impl": impl, "key": key, "values": values, "spread": max(v) / min(v) - 1.0})
+    return out
+
+
+def pivot_table(
+    records: Sequence[Mapping[str, Any]], row_keys: Sequence[str], col_key: str, value_key: str
+) -> tuple[list[str], list[list[Any]]]:
+    """Records → a table: one row per distinct ``row_keys`` values, one column per distinct ``col_key`` value.
+
+    Both in first-seen order. Returns ``(header, body)``: header ``[*row_keys, *column values]`` (as
+    strings), each body row the row-key values followed by ``value_key`` of the matching record
+    (None where there is none). Raises ``ValueError`` for a record missing a key, or two records for
+    the same cell.
+    """
+    cells: dict[tuple, dict[Any, Any]] = {}
+    cols: list[Any] = []
+    for i, rec in enumerate(records):
+        missing = [k for k in (*row_keys, col_key, value_key) if k not in rec]
+        if missing:
+            raise ValueError(f"records[{i}]: missing keys {missing}")
+        row = tuple(rec[k] for k in row_keys)
+        col = rec[col_key]
+        if col not in cols:
+            cols.append(col)
+        if col in cells.setdefault(row, {}):
+            raise ValueError(f"records[{i}]: a second value for row {row}, column {col!r}")
+        cells[row][col] = rec[value_key]
+    header = [*map(str, row_keys), *map(str, cols)]
+    body = [[*row, *(vals.get(c) for c in cols)] for row, vals in cells.items()]
+    return header, body
+
+
 def format_metric(key: str, value: float | None) -> str:
     """A benchmark figure for a table: keys ending in ``bytes`` in GB (10⁹ bytes), others in ms; None → "–"."""
     if value is None:
@@ -604,6 +659,49 @@ def plot_layer_study(
     return fig
 
 
+def plot_block_study(rows: Sequence[dict], blocks: Mapping[str, int]) -> Figure:
+    """Time of the fused kernel against its block size (frequencies per program), one line per (L, run).
+
+    ``rows`` from :func:`merge_batched`; ``blocks`` maps an implementation name to its block size
+    (e.g. ``{"layer_pallas_b32": 32, "layer_pallas": 64}``); rows of other implementations are ignored.
+    Two log–log panels, forward and forward + backward (ms), x axis labelled at the block sizes. One
+    colour per L; the newest run (latest ``date``) solid, older runs dashed.
+    """
+    sel = [r for r in rows if r.get("impl") in blocks]
+    if not sel:
+        raise ValueError(f"rows: no row of the implementations {sorted(blocks)}")
+    Ls = sorted({int(r["L"]) for r in sel})
+    sources = list(dict.fromkeys(r["source"] for r in sel))
+    newest = max(sel, key=lambda r: str(r["date"]))["source"]
+    colors = {L: plt.cm.viridis(i / max(1, len(Ls) - 1) * 0.85) for i, L in enumerate(Ls)}
+    sizes = sorted({int(b) for b in blocks.values()})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9))
+    for ax, (key, title) in zip(axes, (("forward_ms", "forward"), ("forward_backward_ms", "forward + backward"))):
+        for L in Ls:
+            for source in sources:
+                pts = sorted((int(blocks[r["impl"]]), float(r[key])) for r in sel
+                             if int(r["L"]) == L and r["source"] == source and r.get(key) is not None)
+                if not pts:
+                    continue
+                ax.loglog([p[0] for p in pts], [p[1] for p in pts], "-" if source == newest else "--",
+                          marker="o", ms=4, color=colors[L], label=f"L = {L} ({source})")
+        ax.xaxis.set_major_locator(FixedLocator(sizes))
+        ax.xaxis.set_major_formatter(FixedFormatter([str(b) for b in sizes]))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        _plain_log_yaxis(ax)
+        ax.set_xlabel("block size (frequencies per program)")
+        ax.set_ylabel("time (ms)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    H = sorted({r["H"] for r in sel})
+    N = sorted({r["N"] for r in sel})
+    fig.suptitle(f"Fused kernel, H = {', '.join(map(str, H))}, N = {', '.join(map(str, N))}: block size", fontsize=10)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    return fig
+
+
 def cauchy_imag_flops_per_pair(n_vectors: int = 4) -> int:
     r"""Real floating-point operations of :func:`~s4lite.cauchy.cauchy_conj_imag` per (node, conjugate pair).
 
@@ -679,16 +777,108 @@ def layer_kernel_work(
             "flops": cauchy_flops + fft_flops, "compulsory_bytes": compulsory, "materialized_bytes": materialized}
 
 
-def roofline_bounds(work: Mapping[str, float], peak_flops: float, bandwidth: float) -> dict[str, float]:
-    """Lower bounds on the run time (seconds) from a :func:`layer_kernel_work` estimate.
+def fused_kernel_work(
+    H: int,
+    N: int,
+    L: int,
+    param_bytes: int,
+    flops_per_pair: float,
+    n_vectors: int = 4,
+    block_m: int = 64,
+    itemsize: int = 4,
+) -> dict[str, float]:
+    r"""Work of :func:`~s4lite.cauchy_pallas.kernel_dplr_conj_fused`, the H kernels with fused Cauchy sums.
 
-    ``compute`` = flops / ``peak_flops``; ``compulsory`` = compulsory_bytes / ``bandwidth``;
-    ``materialized`` = materialized_bytes / ``bandwidth`` (bytes per second).
+    The fused kernel evaluates the Cauchy sums at :math:`M_p = \lceil M / \text{block\_m}\rceil\,\text{block\_m}`
+    nodes (:math:`M = L/2 + 1`, padded to whole blocks) for :math:`n_p` poles (N/2 rounded up to a power of
+    two), and never stores a (frequency × pole) matrix. What it must move through memory:
+
+    * the parameters, read (``param_bytes``);
+    * ``cauchy_out_bytes`` :math:`= 2 \cdot H \cdot 2J \cdot M_p \cdot` itemsize: its output, the real and
+      imaginary parts of :math:`J` = ``n_vectors`` sums per node, written once and read once by the
+      Woodbury combination;
+    * ``spectrum_bytes`` :math:`= 2 \cdot H M \cdot 2\,` itemsize: the complex spectrum
+      :math:`\hat K(\omega)`, written by the Woodbury combination and read by the inverse FFT;
+    * the :math:`H \times L` kernel, written (``H * L * itemsize``).
+
+    ``compulsory_bytes`` is the parameters plus the kernel (as in :func:`layer_kernel_work`),
+    ``fused_bytes`` all four items. ``pairs`` :math:`= H M_p n_p`, ``cauchy_flops`` = pairs ×
+    ``flops_per_pair``, ``fft_flops`` :math:`= 5 H L \log_2 L`, ``flops`` their sum. All floats.
+    """
+    H, N, L = (_check.length(n, x) for n, x in (("H", H), ("N", N), ("L", L)))
+    n_vectors, block_m = _check.length("n_vectors", n_vectors), _check.length("block_m", block_m)
+    if N % 2:
+        raise ValueError(f"N: expected an even state size (conjugate pairs), got {N}")
+    if L < 2:
+        raise ValueError(f"L: expected a length >= 2, got {L}")
+    if block_m & (block_m - 1):
+        raise ValueError(f"block_m: expected a power of two, got {block_m}")
+    _check.positive("flops_per_pair", flops_per_pair)
+    if int(param_bytes) < 0:
+        raise ValueError(f"param_bytes: expected a byte count >= 0, got {param_bytes}")
+    M = L // 2 + 1
+    Mp = -(-M // block_m) * block_m
+    n_p = 1 << max(0, (N // 2 - 1).bit_length())
+    pairs = float(H * Mp * n_p)
+    cauchy_out = 2.0 * H * 2 * n_vectors * Mp * itemsize
+    spectrum = 2.0 * H * M * 2 * itemsize
+    kernel = float(H * L * itemsize)
+    compulsory = float(param_bytes) + kernel
+    cauchy_flops = pairs * float(flops_per_pair)
+    fft_flops = float(5.0 * H * L * np.log2(L))
+    return {"pairs": pairs, "cauchy_flops": cauchy_flops, "fft_flops": fft_flops, "flops": cauchy_flops + fft_flops,
+            "cauchy_out_bytes": cauchy_out, "spectrum_bytes": spectrum, "compulsory_bytes": compulsory,
+            "fused_bytes": compulsory + cauchy_out + spectrum}
+
+
+def kernel_and_grad(params: Mapping[str, Any], L: int, weights: Any, kernel: str = "xla") -> tuple[jax.Array, dict]:
+    r"""The layer's kernels and the gradient of a weighted sum of them, in one compiled call.
+
+    .. math::
+        K = \texttt{s4\_kernel}(\theta, L), \qquad \ell(\theta) = \sum_{h,k} W_{hk} K_{hk}, \qquad
+        \text{returns } (K,\ \nabla_\theta \ell)
+
+    ``params`` as from :func:`~s4lite.layer.init_s4` (H channels), ``weights W (H, L)``, ``kernel`` one
+    of ``"xla"``, ``"pallas"``, ``"auto"`` (see :func:`~s4lite.layer.s4_kernel`). Returns ``K (H, L)``
+    and a dict of gradients shaped like ``params``.
+    """
+    from ..layer import s4_kernel
+
+    L = _check.length("L", L)
+    if "log_step" not in params:
+        raise ValueError("params: expected S4 layer parameters (see init_s4), with a 'log_step' entry")
+    H = int(params["log_step"].shape[0])
+    w = jnp.asarray(weights)
+    if w.shape != (H, L):
+        raise ValueError(f"weights: expected shape (H, L) = ({H}, {L}), got {w.shape}")
+
+    def loss(p: Mapping[str, Any]) -> tuple[jax.Array, jax.Array]:
+        K = s4_kernel(p, L, kernel)
+        return jnp.sum(w * K), K
+
+    (_, K), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(dict(params))
+    return K, grads
+
+
+_ROOFLINE_PARTS = ("cauchy_out_bytes", "spectrum_bytes")  # parts of a byte count, not a whole to bound
+
+
+def roofline_bounds(work: Mapping[str, float], peak_flops: float, bandwidth: float) -> dict[str, float]:
+    """Lower bounds on the run time (seconds) from a :func:`layer_kernel_work` or :func:`fused_kernel_work` estimate.
+
+    ``compute`` = flops / ``peak_flops``; and for every byte total ``X_bytes`` of ``work``
+    (``compulsory``, ``materialized``, ``fused``; the parts ``cauchy_out_bytes`` and ``spectrum_bytes``
+    are not totals and are skipped) a bound ``X`` = X_bytes / ``bandwidth`` (bytes per second).
     """
     _check.positive("peak_flops", peak_flops)
     _check.positive("bandwidth", bandwidth)
-    return {"compute": work["flops"] / peak_flops, "compulsory": work["compulsory_bytes"] / bandwidth,
-            "materialized": work["materialized_bytes"] / bandwidth}
+    if "flops" not in work:
+        raise ValueError("work: expected a 'flops' entry (see layer_kernel_work)")
+    bounds = {"compute": work["flops"] / peak_flops}
+    for key, value in work.items():
+        if key.endswith("_bytes") and key not in _ROOFLINE_PARTS:
+            bounds[key[: -len("_bytes")]] = value / bandwidth
+    return bounds
 
 
 def train_parts(train: Mapping[str, Any]) -> dict[str, float]:
@@ -727,6 +917,46 @@ def plot_train_shares(train: Mapping[str, Any]) -> Figure:
     dev = train.get("meta", {}).get("device_kind", "")
     ax.set_title(f"training step on {dev}: {step:.2f} ms, {float(train['samples_per_s']):,.0f} samples/s", fontsize=9)
     ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_train_configs(trains: Mapping[str, Mapping[str, Any]], highlight: str | None = None) -> Figure:
+    """Training steps of several configurations as horizontal stacked bars: S4 kernels, convolution, rest (ms).
+
+    ``trains`` maps a label to a file of ``benchmarks/train_throughput.py`` (see :func:`train_parts`),
+    drawn top to bottom in the order given; the end of each bar is annotated with the step time and
+    samples per second. ``highlight``: one label, marked with a star and bold type (e.g. the
+    configuration of a recorded training run).
+    """
+    if not isinstance(trains, Mapping) or not trains:
+        raise ValueError("trains: expected a non-empty mapping label -> training-step file")
+    if highlight is not None and highlight not in trains:
+        raise ValueError(f"highlight: expected one of {list(trains)}, got {highlight!r}")
+    labels = list(trains)
+    parts = [train_parts(trains[k]) for k in labels]
+    fig, ax = plt.subplots(figsize=(7.4, 0.7 * len(labels) + 1.6))
+    y = np.arange(len(labels))[::-1]
+    left = np.zeros(len(labels))
+    for part, name, color in (("kernel", "S4 kernels", "C0"), ("conv", "convolution", "C1"), ("rest", "rest", "C7")):
+        width = np.array([p[part] for p in parts])
+        ax.barh(y, width, left=left, color=color, label=name, height=0.6)
+        left = left + width
+    for yi, k in zip(y, labels):
+        t = trains[k]
+        ax.annotate(f" {float(t['step_ms']):.2f} ms, {float(t['samples_per_s']):,.0f} samples/s",
+                    (float(t["step_ms"]), yi), va="center", fontsize=8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([("★ " + k) if k == highlight else k for k in labels], fontsize=8)
+    for tick, k in zip(ax.get_yticklabels(), labels):
+        if k == highlight:
+            tick.set_fontweight("bold")
+    ax.set_xlim(0, max(float(trains[k]["step_ms"]) for k in labels) * 1.45)
+    ax.set_xlabel("time per training step (ms)")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+    ax.grid(True, axis="x", alpha=0.3)
+    devs = sorted({str(trains[k].get("meta", {}).get("device_kind", "")) for k in labels})
+    ax.set_title(f"training step by configuration, {', '.join(devs)}", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -6,7 +6,8 @@ re-implements the model (that is :mod:`s4lite.layer`, :mod:`s4lite.model`, :mod:
 * **Runs** (directories written by ``python -m s4lite.train``): :func:`find_run`, :func:`load_run`
   (config, summary, per-epoch metrics as columns, kernel snapshots), :func:`run_facts` (the headline
   numbers recomputed from the metrics), :func:`first_reaching`, :func:`accuracy_within`,
-  :func:`expected_seconds`, :func:`plot_curves`.
+  :func:`expected_seconds`, :func:`plot_curves`; two runs side by side: :func:`run_settings`,
+  :func:`compare_runs`, :func:`plot_test_error_runs`.
 * **Parameters and optimizer**: :func:`param_table`, :func:`label_counts`,
   :func:`measured_learning_rates` (the schedule read off the real optimizer), :func:`plot_learning_rates`.
 * **Data**: :func:`plot_digit_sequence`, :func:`plot_augmented`.
@@ -213,6 +214,89 @@ def plot_curves(metrics: Mapping[str, np.ndarray], x: str = "epoch", targets: Se
     ax2.set_ylabel("error rate 1 − accuracy (log)")
     ax2.legend(fontsize=8)
     ax2.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+#: What a run used for an option that its ``config.json`` does not record because the option did not
+#: exist yet at its commit: before ``--kernel`` the kernel was always the XLA one, before ``--ema`` no
+#: average was kept (the raw weights were evaluated).
+ABSENT_OPTIONS: dict[str, Any] = {"kernel": "xla", "ema": 0.0}
+
+
+def run_settings(config: Mapping[str, Any], absent: Mapping[str, Any] = ABSENT_OPTIONS) -> dict[str, Any]:
+    """``conv``, ``kernel``, ``ema`` and ``epochs`` of a run, from its ``config.json``.
+
+    ``kernel`` is the implementation that ran: ``kernel_resolved`` if recorded, else ``kernel``
+    (``"auto"`` resolved by the recorded ``platform``: Pallas on a GPU, XLA elsewhere). Options the
+    config lacks are taken from ``absent`` and listed under ``"from_absent"``.
+    """
+    if not isinstance(config, Mapping):
+        raise ValueError(f"config: expected a mapping (a run's config.json), got {type(config).__name__}")
+    for key in ("conv", "epochs"):
+        if key not in config:
+            raise ValueError(f"config: missing {key!r} (is it an s4lite.train config.json?)")
+    out: dict[str, Any] = {"conv": str(config["conv"]), "epochs": int(config["epochs"]), "from_absent": []}
+    kernel = config.get("kernel_resolved", config.get("kernel"))
+    if kernel == "auto":
+        kernel = "pallas" if config.get("platform") == "gpu" else "xla"
+    for key, value in (("kernel", kernel), ("ema", config.get("ema"))):
+        if value is None:
+            if key not in absent:
+                raise ValueError(f"config: no {key!r} recorded and none given in absent")
+            value = absent[key]
+            out["from_absent"].append(key)
+        out[key] = float(value) if key == "ema" else str(value)
+    return out
+
+
+def compare_runs(runs: Mapping[str, Mapping[str, Any]], absent: Mapping[str, Any] = ABSENT_OPTIONS) -> list[dict[str, Any]]:
+    """One row per run (``{name: run}`` as :func:`load_run` returns them): :func:`run_settings` and :func:`run_facts`.
+
+    Each row holds ``name``, the settings (``conv``, ``kernel``, ``ema``, ``epochs``, ``from_absent``)
+    and the headline numbers of :func:`run_facts` (``final_test_acc``, ``time_to_99_train_s``,
+    ``median_samples_per_s``, …), recomputed from the metrics.
+    """
+    if not runs:
+        raise ValueError("runs: expected at least one run")
+    rows = []
+    for name, run in runs.items():
+        settings = run_settings(run["config"], absent)
+        facts = run_facts(run)
+        if facts["epochs"] != settings["epochs"]:
+            raise ValueError(f"runs[{name!r}]: config says {settings['epochs']} epochs, metrics hold {facts['epochs']}")
+        rows.append({"name": str(name), **settings, **facts})
+    return rows
+
+
+def plot_test_error_runs(
+    runs: Mapping[str, Mapping[str, np.ndarray]], x: str = "train_time", targets: Sequence[float] = (0.99, 0.992)
+) -> Figure:
+    """Test error rate 1 − accuracy (log y) of several runs against ``x``, one line per ``{label: metrics}``.
+
+    ``x`` is ``"epoch"``, ``"train_time"`` or ``"wall_time"``. A dot marks each run's first epoch
+    with test accuracy ≥ ``targets[0]``; dotted/dashed lines mark the error rates of the ``targets``.
+    """
+    if not runs:
+        raise ValueError("runs: expected at least one run")
+    if x not in ("epoch",) + CLOCKS:
+        raise ValueError(f"x: expected 'epoch', 'train_time' or 'wall_time', got {x!r}")
+    label = {"epoch": "epoch", "train_time": "training time (s)", "wall_time": "wall-clock time (s)"}[x]
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for i, (name, metrics) in enumerate(runs.items()):
+        m = _metrics(metrics)
+        color = f"C{i}"
+        ax.semilogy(m[x], np.maximum(1 - m["test_acc"], 1e-5), lw=1.1, color=color, label=str(name))
+        if targets:
+            hit = first_reaching(m, targets[0])
+            if hit is not None:
+                ax.plot(m[x][hit], 1 - m["test_acc"][hit], "o", color=color, ms=6, zorder=3)
+    for target, style in zip(targets, (":", "--", "-.")):
+        ax.axhline(1 - target, color="k", ls=style, lw=0.8, label=f"{100 * target:.1f} % accuracy")
+    ax.set_xlabel(label)
+    ax.set_ylabel("test error rate 1 − accuracy (log)")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return fig
 
