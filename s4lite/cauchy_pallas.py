@@ -43,6 +43,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from .kernel import half_spectrum_roots
+
 Array = jax.Array
 
 DEFAULT_BLOCK_M = 64
@@ -54,13 +56,15 @@ def unit_circle_nodes(L: int, dtype=jnp.float32) -> Array:
     Computed from ω exactly as the layer computes its nodes (so the Nyquist node, where
     :math:`1 + \omega = 0` in exact arithmetic, is the same large finite number).
     """
-    M = L // 2 + 1
-    omega = jnp.exp(-2j * jnp.pi * jnp.arange(M).astype(dtype) / L)
+    omega = half_spectrum_roots(L, dtype)
     return jnp.imag((1.0 - omega) / (1.0 + omega)).astype(dtype)
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
+def padded_sizes(n: int, L: int, block_m: int) -> tuple[int, int]:
+    """What the kernels work on: ``(n_p, M_p)``, n poles rounded up to a power of two and the
+    ``L//2 + 1`` frequencies rounded up to whole blocks of ``block_m``."""
+    M = L // 2 + 1
+    return 1 << max(0, (n - 1).bit_length()), -(-M // block_m) * block_m
 
 
 def _interpret() -> bool:
@@ -136,7 +140,7 @@ def _backward_kernel(J: int):
     return kernel
 
 
-def _specs(H: int, n: int, block_m: int, J: int):
+def _specs(n: int, block_m: int):
     from jax.experimental import pallas as pl
 
     node = pl.BlockSpec((block_m,), lambda h, i: (i,))
@@ -150,7 +154,7 @@ def _cauchy_forward(t: Array, a: Array, b: Array, vr: tuple, vi: tuple, block_m:
     from jax.experimental import pallas as pl
 
     J, (H, n), Mp = len(vr), a.shape, t.shape[0]
-    node, pole, freq, _ = _specs(H, n, block_m, J)
+    node, pole, freq, _ = _specs(n, block_m)
     out = jax.ShapeDtypeStruct((H, Mp), a.dtype)
     res = pl.pallas_call(
         _forward_kernel(J),
@@ -170,7 +174,7 @@ def _cauchy_backward(t, a, b, vr, vi, gr, gi, block_m: int):
 
     J, (H, n), Mp = len(vr), a.shape, t.shape[0]
     nblk = Mp // block_m
-    node, pole, freq, part = _specs(H, n, block_m, J)
+    node, pole, freq, part = _specs(n, block_m)
     out = jax.ShapeDtypeStruct((H, nblk, n), a.dtype)
     res = pl.pallas_call(
         _backward_kernel(J),
@@ -193,9 +197,8 @@ def _cauchy_real(L: int, a: Array, b: Array, vr: tuple, vi: tuple, block_m: int)
 
 
 def _padded_nodes(L: int, dtype, block_m: int) -> Array:
-    M = L // 2 + 1
-    Mp = -(-M // block_m) * block_m
-    return jnp.pad(unit_circle_nodes(L, dtype), (0, Mp - M))  # padded nodes t = 0: finite, sliced off
+    _, Mp = padded_sizes(1, L, block_m)
+    return jnp.pad(unit_circle_nodes(L, dtype), (0, Mp - (L // 2 + 1)))  # padded nodes t = 0: finite, sliced off
 
 
 def _cauchy_real_fwd(L, a, b, vr, vi, block_m):
@@ -236,7 +239,7 @@ def cauchy_unit_circle(v: Array, w: Array, L: int, block_m: int = DEFAULT_BLOCK_
     if L < 2:
         raise ValueError(f"L: expected a length >= 2, got {L}")
     real = jnp.real(w).dtype
-    npad = _next_pow2(n) - n
+    npad = padded_sizes(n, L, block_m)[0] - n
     a = jnp.pad(jnp.real(w), ((0, 0), (0, npad)), constant_values=-1.0)
     b = jnp.pad(jnp.imag(w), ((0, 0), (0, npad)))
     vp = jnp.pad(v, ((0, 0), (0, 0), (0, npad)))
@@ -268,11 +271,9 @@ def kernel_dplr_conj_fused(
     k = cauchy_unit_circle(v, w, L, block_m)  # (H, 4, M)
     k00, k01, k10, k11 = k[:, 0], k[:, 1], k[:, 2], k[:, 3]
     core = half * (k00 - half * k01 * k10 / (1.0 + half * k11))
-    M = L // 2 + 1
-    real = jnp.real(Lambda).dtype
-    omega = jnp.exp(-2j * jnp.pi * jnp.arange(M).astype(real) / L)
+    omega = half_spectrum_roots(L, jnp.real(Lambda).dtype)
     Khat = 2.0 / (1.0 + omega) * core
     return jnp.fft.irfft(Khat, n=L)
 
 
-__all__ = ["unit_circle_nodes", "cauchy_unit_circle", "kernel_dplr_conj_fused", "DEFAULT_BLOCK_M"]
+__all__ = ["unit_circle_nodes", "padded_sizes", "cauchy_unit_circle", "kernel_dplr_conj_fused", "DEFAULT_BLOCK_M"]

@@ -38,6 +38,11 @@ def roots_of_unity(L: int, dtype: Any = None) -> Array:
     return jnp.exp(-2j * jnp.pi * k.astype(dtype) / L)
 
 
+def half_spectrum_roots(L: int, dtype: Any = None) -> Array:
+    r"""The first ``L//2 + 1`` of :func:`roots_of_unity`: the frequencies ``irfft`` needs for a real kernel."""
+    return roots_of_unity(L, dtype)[: L // 2 + 1]
+
+
 def kernel_generating_function(Ab: Any, Bb: Any, C: Any, L: int) -> Array:
     r"""Step 1 with a *dense* resolvent (O(N³ L), small N only): K̄ from :math:`\hat K` at the roots of unity.
 
@@ -179,8 +184,7 @@ def kernel_dplr_conj(
     from .cauchy import cauchy_conj_imag
 
     M = L // 2 + 1
-    k = jnp.arange(M)
-    omega = jnp.exp(-2j * jnp.pi * k.astype(jnp.real(Lambda).dtype) / L)
+    omega = half_spectrum_roots(L, jnp.real(Lambda).dtype)
     fn = cauchy_conj_imag if cauchy_fn is None else cauchy_fn
 
     def spectrum(om: Array) -> Array:

@@ -816,9 +816,10 @@ def fused_kernel_work(
     _check.positive("flops_per_pair", flops_per_pair)
     if int(param_bytes) < 0:
         raise ValueError(f"param_bytes: expected a byte count >= 0, got {param_bytes}")
+    from ..cauchy_pallas import padded_sizes
+
     M = L // 2 + 1
-    Mp = -(-M // block_m) * block_m
-    n_p = 1 << max(0, (N // 2 - 1).bit_length())
+    n_p, Mp = padded_sizes(N // 2, L, block_m)
     pairs = float(H * Mp * n_p)
     cauchy_out = 2.0 * H * 2 * n_vectors * Mp * itemsize
     spectrum = 2.0 * H * M * 2 * itemsize

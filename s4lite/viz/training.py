@@ -187,17 +187,35 @@ def expected_seconds(n_train: int, epochs: int, samples_per_s: float) -> float:
     return float(n_train) * int(epochs) / float(samples_per_s)
 
 
+X_LABELS = {"epoch": "epoch", "train_time": "training time (s)", "wall_time": "wall-clock time (s)"}
+
+
+def _x_label(x: str) -> str:
+    """Axis label of ``x`` (``"epoch"``, ``"train_time"`` or ``"wall_time"``); ValueError otherwise."""
+    if x not in X_LABELS:
+        raise ValueError(f"x: expected 'epoch', 'train_time' or 'wall_time', got {x!r}")
+    return X_LABELS[x]
+
+
+def _finish_error_axis(ax: Any, targets: Sequence[float], xlabel: str, ylabel: str) -> None:
+    """Horizontal lines at the error rates 1 − target, axis labels, legend and grid."""
+    for target, style in zip(targets, (":", "--", "-.")):
+        ax.axhline(1 - target, color="k", ls=style, lw=0.8, label=f"{100 * target:.1f} % accuracy")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+
+
 def plot_curves(metrics: Mapping[str, np.ndarray], x: str = "epoch", targets: Sequence[float] = (0.99, 0.992)) -> Figure:
     """Loss (left) and error rate 1 − accuracy (right, log scale) for train and test against ``x``.
 
     ``x`` is ``"epoch"``, ``"train_time"`` or ``"wall_time"`` (seconds). Dotted lines mark the
     error rates of the accuracy ``targets``.
     """
-    if x not in ("epoch",) + CLOCKS:
-        raise ValueError(f"x: expected 'epoch', 'train_time' or 'wall_time', got {x!r}")
+    label = _x_label(x)
     m = _metrics(metrics)
     t = m[x]
-    label = {"epoch": "epoch", "train_time": "training time (s)", "wall_time": "wall-clock time (s)"}[x]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax1.semilogy(t, m["train_loss"], label="train (dropout, augmented)", lw=1)
     ax1.semilogy(t, m["test_loss"], label="test", lw=1.2)
@@ -208,12 +226,7 @@ def plot_curves(metrics: Mapping[str, np.ndarray], x: str = "epoch", targets: Se
     with np.errstate(divide="ignore"):
         ax2.semilogy(t, np.maximum(1 - m["train_acc"], 1e-5), label="train", lw=1)
         ax2.semilogy(t, np.maximum(1 - m["test_acc"], 1e-5), label="test", lw=1.2)
-    for target, style in zip(targets, (":", "--", "-.")):
-        ax2.axhline(1 - target, color="k", ls=style, lw=0.8, label=f"{100 * target:.1f} % accuracy")
-    ax2.set_xlabel(label)
-    ax2.set_ylabel("error rate 1 − accuracy (log)")
-    ax2.legend(fontsize=8)
-    ax2.grid(True, which="both", alpha=0.3)
+    _finish_error_axis(ax2, targets, label, "error rate 1 − accuracy (log)")
     fig.tight_layout()
     return fig
 
@@ -279,9 +292,7 @@ def plot_test_error_runs(
     """
     if not runs:
         raise ValueError("runs: expected at least one run")
-    if x not in ("epoch",) + CLOCKS:
-        raise ValueError(f"x: expected 'epoch', 'train_time' or 'wall_time', got {x!r}")
-    label = {"epoch": "epoch", "train_time": "training time (s)", "wall_time": "wall-clock time (s)"}[x]
+    label = _x_label(x)
     fig, ax = plt.subplots(figsize=(8, 3.8))
     for i, (name, metrics) in enumerate(runs.items()):
         m = _metrics(metrics)
@@ -291,12 +302,7 @@ def plot_test_error_runs(
             hit = first_reaching(m, targets[0])
             if hit is not None:
                 ax.plot(m[x][hit], 1 - m["test_acc"][hit], "o", color=color, ms=6, zorder=3)
-    for target, style in zip(targets, (":", "--", "-.")):
-        ax.axhline(1 - target, color="k", ls=style, lw=0.8, label=f"{100 * target:.1f} % accuracy")
-    ax.set_xlabel(label)
-    ax.set_ylabel("test error rate 1 − accuracy (log)")
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
+    _finish_error_axis(ax, targets, label, "test error rate 1 − accuracy (log)")
     fig.tight_layout()
     return fig
 
