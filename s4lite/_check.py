@@ -7,13 +7,15 @@ shapes and at concrete (non-traced) values, so they work unchanged under ``jax.j
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import functools
+from typing import Any, Callable, Sequence, TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 Array = jax.Array
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def as_array(name: str, x: Any) -> Array:
@@ -111,3 +113,31 @@ def scalar(name: str, value: Any) -> Array:
     if arr.ndim != 0:
         raise ValueError(f"{name}: expected a scalar, got shape {arr.shape}")
     return arr
+
+
+def checked(validate: Callable[..., tuple]) -> Callable[[F], F]:
+    """Decorator that keeps argument checks out of a function's body.
+
+    ``validate`` takes the same arguments as the decorated function, raises ``ValueError`` naming
+    the offending argument, and returns the *checked* arguments as a tuple in the function's own
+    positional order (converted to arrays, dtypes promoted, defaults filled in). The body then
+    receives clean inputs and can read like the equation it implements::
+
+        def _scan_ssm_args(Ab, Bb, C, u, x0=None):
+            ...  # checks
+            return Ab, Bb, C, u, x0
+
+        @checked(_scan_ssm_args)
+        def scan_ssm(Ab, Bb, C, u, x0=None):
+            ...  # the recurrence, nothing else
+    """
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def with_checks(*args: Any, **kwargs: Any) -> Any:
+            return fn(*validate(*args, **kwargs))
+
+        with_checks.validate = validate  # type: ignore[attr-defined]
+        return with_checks  # type: ignore[return-value]
+
+    return decorate

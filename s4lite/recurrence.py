@@ -16,32 +16,30 @@ from . import _check
 Array = jax.Array
 
 
-def scan_ssm(Ab: Any, Bb: Any, C: Any, u: Any, x0: Any | None = None) -> tuple[Array, Array]:
-    r"""Run the discrete SSM over ``u`` with ``jax.lax.scan``: O(N²) work per step.
-
-    Args:
-        Ab: ``(N, N)``.  Bb: ``(N,)``.  C: ``(N,)``.  u: ``(L,)``.  x0: ``(N,)`` state before the
-        first input (zeros if omitted).
-
-    Returns:
-        ``(y, states)`` with ``y (L,)``, ``y_k = C x_k``, and ``states (L, N)`` holding ``x_0 … x_{L-1}``.
-    """
+def _scan_ssm_args(Ab: Any, Bb: Any, C: Any, u: Any, x0: Any | None = None) -> tuple:
     Ab = _check.square_matrix("Ab", Ab)
     n = Ab.shape[0]
     Bb = _check.vector("Bb", Bb, n)
     C = _check.vector("C", C, n)
     u = _check.vector("u", u, what="L")
     dtype = jnp.result_type(Ab, Bb, C, u, float)
-    x_init = jnp.zeros(n, dtype) if x0 is None else jnp.asarray(_check.vector("x0", x0, n), dtype)
-    return _scan(Ab, Bb, C, u.astype(dtype), x_init)
+    x0 = jnp.zeros(n, dtype) if x0 is None else _check.vector("x0", x0, n).astype(dtype)
+    return Ab.astype(dtype), Bb.astype(dtype), C.astype(dtype), u.astype(dtype), x0
 
 
-@jax.jit
-def _scan(Ab: Array, Bb: Array, C: Array, u: Array, x_init: Array) -> tuple[Array, Array]:
-    # Compiled once per shape and dtype: calling scan_ssm again with new values does not retrace.
+@_check.checked(_scan_ssm_args)
+@jax.jit  # compiled once per shape and dtype: a second call with new values does not retrace
+def scan_ssm(Ab: Array, Bb: Array, C: Array, u: Array, x0: Array) -> tuple[Array, Array]:
+    r"""Run the discrete SSM over ``u`` with ``jax.lax.scan``: O(N²) work per step.
+
+    Args: ``Ab (N, N)``, ``Bb (N,)``, ``C (N,)``, ``u (L,)``, ``x0 (N,)`` the state before the
+    first input (zeros if omitted).
+    Returns ``(y, states)``: ``y (L,)`` with ``y_k = C x_k``, and ``states (L, N)`` = x_0 … x_{L-1}.
+    """
+
     def step(x, u_k):
         x = Ab @ x + Bb * u_k
         return x, x
 
-    _, states = jax.lax.scan(step, x_init, u)
+    _, states = jax.lax.scan(step, x0, u)
     return states @ C, states
