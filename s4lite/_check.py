@@ -115,6 +115,24 @@ def scalar(name: str, value: Any) -> Array:
     return arr
 
 
+def float_dtype(*xs: Any) -> Any:
+    """The common dtype of ``xs``, promoted to floating point if integer or bool."""
+    dtype = jnp.result_type(*xs)
+    return dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.result_type(float)
+
+
+def real_dtype(dtype: Any) -> Any:
+    """The real dtype of the same precision (``complex128`` → ``float64``)."""
+    return jnp.real(jnp.zeros((), dtype)).dtype
+
+
+def function(name: str, f: Any, what: str = "a function") -> Any:
+    """``f`` must be callable."""
+    if not callable(f):
+        raise ValueError(f"{name}: expected {what}, got {type(f).__name__}")
+    return f
+
+
 def checked(validate: Callable[..., tuple]) -> Callable[[F], F]:
     """Decorator that keeps argument checks out of a function's body.
 

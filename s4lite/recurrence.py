@@ -1,7 +1,8 @@
 r"""The recurrent view: a discrete SSM is an RNN with a linear cell.
 
 .. math::
-    x_k = \bar A x_{k-1} + \bar B u_k, \qquad y_k = C x_k, \qquad x_{-1} = x_0\text{ (default 0)}
+    x_k = \bar A x_{k-1} + \bar B u_k, \qquad y_k = C x_k, \qquad
+    x_{-1} = x_0\ \text{(default 0)}
 """
 
 from __future__ import annotations
@@ -28,13 +29,18 @@ def _scan_ssm_args(Ab: Any, Bb: Any, C: Any, u: Any, x0: Any | None = None) -> t
 
 
 @_check.checked(_scan_ssm_args)
-@jax.jit  # compiled once per shape and dtype: a second call with new values does not retrace
-def scan_ssm(Ab: Array, Bb: Array, C: Array, u: Array, x0: Array) -> tuple[Array, Array]:
+@jax.jit  # compiled once per shape and dtype
+def scan_ssm(
+    Ab: Array, Bb: Array, C: Array, u: Array, x0: Array | None = None
+) -> tuple[Array, Array]:
     r"""Run the discrete SSM over ``u`` with ``jax.lax.scan``: O(N²) work per step.
 
-    Args: ``Ab (N, N)``, ``Bb (N,)``, ``C (N,)``, ``u (L,)``, ``x0 (N,)`` the state before the
-    first input (zeros if omitted).
-    Returns ``(y, states)``: ``y (L,)`` with ``y_k = C x_k``, and ``states (L, N)`` = x_0 … x_{L-1}.
+    .. math::
+        x_k = \bar A x_{k-1} + \bar B u_k, \qquad y_k = C x_k
+
+    Args: ``Ab (N, N)``, ``Bb (N,)``, ``C (N,)``, ``u (L,)``, ``x0 (N,)`` the state
+    before the first input (zeros if omitted). Returns ``(y, states)``: ``y (L,)`` and
+    ``states (L, N)`` = x_0 … x_{L-1}.
     """
 
     def step(x, u_k):

@@ -4,8 +4,8 @@ Each case is (function, the argument that is wrong, a call). The message must co
 name as a whole word (so ``C`` does not count for ``Ct``). Cases the core does not handle yet are marked
 ``xfail(strict=True)`` with the reason, so that fixing the core turns them into failures to un-mark.
 
-``kernel_spectrum_dplr`` is documented as unchecked (an internal building block; its public wrappers
-check), so it is not listed.
+Every public function is checked the same way (``s4lite._check.checked``: a validator outside the
+body); ``tests/test_show.py`` checks that each one is wrapped.
 """
 
 import re
@@ -20,6 +20,7 @@ from s4lite import dplr_step as ds
 from s4lite import hippo as hp
 from s4lite import kernel as kn
 from s4lite import recurrence as rc
+from s4lite import show as sh
 from s4lite import ssm
 
 N = 4
@@ -59,6 +60,10 @@ CASES = [
     ("simulate", "t", lambda: ssm.simulate(A, B, C, 0.0, u, t[::-1])),
     ("simulate", "t", lambda: ssm.simulate(A, B, C, 0.0, u, np.where(t > 0.3, np.nan, t))),
     ("simulate", "x0", lambda: ssm.simulate(A, B, C, 0.0, u, t, SHORT)),
+    ("foh_matrices", "A", lambda: ssm.foh_matrices(NONSQUARE, B, 0.1)),
+    ("foh_matrices", "B", lambda: ssm.foh_matrices(A, SHORT, 0.1)),
+    *[("foh_matrices", "dt", lambda s=s: ssm.foh_matrices(A, B, s)) for s in BAD_STEPS.values()],
+    ("foh_matrices", "dt", lambda: ssm.foh_matrices(A, B, np.array([0.1, 0.2]))),
     # --- discretize
     *[(f, "A", lambda f=f: getattr(dz, f)(NONSQUARE, B, 0.1)) for f in dz.METHODS],
     *[(f, "B", lambda f=f: getattr(dz, f)(A, SHORT, 0.1)) for f in dz.METHODS],
@@ -90,6 +95,7 @@ CASES = [
     *[(f, "measure", lambda f=f, m=m: getattr(hp, f)(4, m))
       for f in ("make_hippo", "low_rank_term", "make_nplr", "make_dplr", "eigenvector_condition")
       for m in ("legx", None)],
+    *[(f, "N", lambda f=f, n=n: getattr(hp, f)(n)) for f in hp.MEASURES for n in BAD_SIZES.values()],
     ("dplr_to_dense", "P", lambda: hp.dplr_to_dense(Lam, np.ones(N - 1))),
     ("dplr_to_dense", "Q", lambda: hp.dplr_to_dense(Lam, Pv, Pr2)),
     ("dplr_to_dense", "Lambda", lambda: hp.dplr_to_dense(np.ones((N, N)), Pv)),
@@ -102,6 +108,7 @@ CASES = [
       for f in ("cauchy_naive", "cauchy", "cauchy_conj")],
     # --- kernel
     *[("roots_of_unity", "L", lambda L=L: kn.roots_of_unity(L)) for L in BAD_LENGTHS.values()],
+    *[("half_spectrum_roots", "L", lambda L=L: kn.half_spectrum_roots(L)) for L in BAD_LENGTHS.values()],
     ("kernel_generating_function", "Ab", lambda: kn.kernel_generating_function(NONSQUARE, B, C, 8)),
     ("kernel_generating_function", "Bb", lambda: kn.kernel_generating_function(A, SHORT, C, 8)),
     ("kernel_generating_function", "C", lambda: kn.kernel_generating_function(A, B, SHORT, 8)),
@@ -128,7 +135,31 @@ for _f, _c_name in (("kernel_dplr", "C"), ("kernel_dplr_ctilde", "Ct")):
         *[(_f, "L", lambda fn=_fn, L=L: fn(Lam, Pv, Pv, B, Cc, 0.1, L)) for L in BAD_LENGTHS.values()],
     ]
 
+_omega = np.exp(-2j * np.pi * np.arange(8) / 8)
 CASES += [
+    # --- kernel_spectrum_dplr (Steps 2 + 3) and kernel_dplr_conj (the layer's kernel)
+    ("kernel_spectrum_dplr", "Lambda", lambda: kn.kernel_spectrum_dplr(np.ones((N, N)), Pv, Pv, B, Cc, 0.1, _omega)),
+    ("kernel_spectrum_dplr", "P", lambda: kn.kernel_spectrum_dplr(Lam, SHORT, Pv, B, Cc, 0.1, _omega)),
+    ("kernel_spectrum_dplr", "Q", lambda: kn.kernel_spectrum_dplr(Lam, Pv, Pr2, B, Cc, 0.1, _omega)),
+    ("kernel_spectrum_dplr", "B", lambda: kn.kernel_spectrum_dplr(Lam, Pv, Pv, SHORT, Cc, 0.1, _omega)),
+    ("kernel_spectrum_dplr", "Ct", lambda: kn.kernel_spectrum_dplr(Lam, Pv, Pv, B, SHORT, 0.1, _omega)),
+    *[("kernel_spectrum_dplr", "step", lambda s=s: kn.kernel_spectrum_dplr(Lam, Pv, Pv, B, Cc, s, _omega))
+      for s in BAD_STEPS.values()],
+    ("kernel_spectrum_dplr", "omega", lambda: kn.kernel_spectrum_dplr(Lam, Pv, Pv, B, Cc, 0.1, np.ones((8, 1)))),
+    ("kernel_spectrum_dplr", "cauchy_fn", lambda: kn.kernel_spectrum_dplr(Lam, Pv, Pv, B, Cc, 0.1, _omega, "cauchy")),
+    ("kernel_dplr_conj", "Lambda", lambda: kn.kernel_dplr_conj(np.ones((N, N)), Pv, B, Cc, 0.1, 8)),
+    ("kernel_dplr_conj", "P", lambda: kn.kernel_dplr_conj(Lam, SHORT, B, Cc, 0.1, 8)),
+    ("kernel_dplr_conj", "P", lambda: kn.kernel_dplr_conj(Lam, Pr2, B, Cc, 0.1, 8)),
+    ("kernel_dplr_conj", "B", lambda: kn.kernel_dplr_conj(Lam, Pv, SHORT, Cc, 0.1, 8)),
+    ("kernel_dplr_conj", "Ct", lambda: kn.kernel_dplr_conj(Lam, Pv, B, SHORT, 0.1, 8)),
+    *[("kernel_dplr_conj", "step", lambda s=s: kn.kernel_dplr_conj(Lam, Pv, B, Cc, s, 8)) for s in BAD_STEPS.values()],
+    *[("kernel_dplr_conj", "L", lambda L=L: kn.kernel_dplr_conj(Lam, Pv, B, Cc, 0.1, L)) for L in BAD_LENGTHS.values()],
+    ("kernel_dplr_conj", "cauchy_fn", lambda: kn.kernel_dplr_conj(Lam, Pv, B, Cc, 0.1, 8, cauchy_fn=3)),
+    *[("kernel_dplr_conj", "chunks", lambda c=c: kn.kernel_dplr_conj(Lam, Pv, B, Cc, 0.1, 8, chunks=c)) for c in (0, 1.5)],
+    # --- show
+    ("show_source", "fns", lambda: sh.show_source()),
+    ("show_source", "fns", lambda: sh.show_source(N)),
+    ("source_of", "fn", lambda: sh.source_of("simulate")),
     # --- dplr_step
     ("discrete_dplr", "Lambda", lambda: ds.discrete_dplr(np.ones((N, N)), Pv, Pv, B, 0.1)),
     ("discrete_dplr", "P", lambda: ds.discrete_dplr(Lam, SHORT, Pv, B, 0.1)),
@@ -173,3 +204,8 @@ def test_good_input_of_the_same_kinds_is_accepted():
     kn.woodbury_resolvent(Lam, Pr2, Pr2, 1.0 + 2.0j)
     ds.discrete_dplr(Lam, Pr2, Pr2, B, np.float32(0.1))
     cy.cauchy_conj(np.ones((3, N)), np.ones(5), Lam)
+    kn.kernel_dplr_conj(Lam, Pv, B, Cc, np.float32(0.1), np.int64(8), chunks=np.int64(2))
+    kn.kernel_spectrum_dplr(Lam, Pr2, Pr2, B, Cc, 0.1, _omega, cy.cauchy_naive)
+    ssm.foh_matrices(A, B, np.float64(0.1))
+    for f in hp.MEASURES:
+        getattr(hp, f)(np.int64(3))

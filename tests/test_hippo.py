@@ -57,6 +57,20 @@ def test_closed_forms(measure, N):
     np.testing.assert_allclose(B, B_ref, rtol=1e-15, atol=0)
 
 
+@pytest.mark.parametrize("measure", hippo.MEASURES)
+@pytest.mark.parametrize("N", SIZES)
+def test_one_function_per_measure(measure, N):
+    """``legs``/``legt``/``lagt`` build the same float64 matrices that ``make_hippo`` returns."""
+    A, B = getattr(hippo, measure)(N)
+    A_ref, B_ref = LOOPS[measure](N)
+    assert A.dtype == B.dtype == np.float64
+    np.testing.assert_allclose(A, A_ref, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(B, B_ref, rtol=1e-15, atol=0)
+    A2, B2 = hippo.make_hippo(N, measure.upper())
+    np.testing.assert_array_equal(A, A2)
+    np.testing.assert_array_equal(B, B2)
+
+
 def test_measure_name_is_case_insensitive():
     np.testing.assert_array_equal(hippo.make_hippo(5, "LegS")[0], hippo.make_hippo(5, "legs")[0])
 
