@@ -16,8 +16,13 @@ aborted and recorded. For every page in ``_toc.yml``:
   (repository and branch from ``_config.yml``); no page links Colab to anything but a notebook;
 * chapters whose source calls ``to_jshtml`` show the animation with its controls (a range slider and
   the play/step buttons), and stepping through it with the buttons moves the slider and changes the frame;
+* nothing overflows the main content column sideways (an element wider than the column must sit in a
+  box that scrolls or clips, e.g. a long formula or a wide table), and the page itself does not scroll
+  sideways (at a 1280 × 900 window);
 
-and a full-page screenshot lands in ``test-artifacts/screenshots/<page>.png``. Also: the site root
+and a full-page screenshot lands in ``test-artifacts/screenshots/<page>.png``. The glossary's
+Traditional-Chinese terms are drawn with a font that has them (no missing-glyph boxes; a screenshot of the
+table lands in ``test-artifacts/screenshots/glossary_zh.png``). Also: the site root
 redirects to the introduction, and the references page lists every entry of ``book/references.bib``.
 """
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 import functools
 import html
 import http.server
+import os
 import re
 import threading
 from pathlib import Path
@@ -40,7 +46,9 @@ from book_sources import toc_files
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = ROOT / "_build" / "html"
+# Another build can be checked with S4LITE_SITE=<its html folder> and S4LITE_TOC=<its _toc.yml>.
+SITE = Path(os.environ.get("S4LITE_SITE", ROOT / "_build" / "html"))
+TOC = Path(os.environ.get("S4LITE_TOC", ROOT / "_toc.yml"))
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -73,7 +81,7 @@ ALLOWED_JS_ERRORS = [re.compile(r"^Identifier 'THEBE_JS_URL' has already been de
 
 def toc_pages() -> list[str]:
     """Every ``root``/``file`` of ``_toc.yml`` (e.g. ``book/intro``, ``notebooks/01_ssm``), in order."""
-    return toc_files()
+    return toc_files(TOC)
 
 
 def repository() -> tuple[str, str]:
@@ -321,6 +329,104 @@ def check_animations(page: Any) -> list[str]:
     return problems
 
 
+# Nothing may stick out of the main content column (article.bd-article) sideways: an element may be
+# wider than the column only inside an ancestor that clips or scrolls horizontally (a formula's or a
+# table's own scrolling box). Also the column itself and the whole page must not scroll sideways.
+_OVERFLOW = """
+() => {
+  const col = document.querySelector("article.bd-article") || document.querySelector("main");
+  if (!col) return {column: null, problems: ["no main content column (article.bd-article)"]};
+  const box = col.getBoundingClientRect();
+  const problems = [];
+  if (col.scrollWidth > col.clientWidth + 1)
+    problems.push(`the column scrolls sideways: scrollWidth ${col.scrollWidth} > width ${col.clientWidth}`);
+  const page = document.documentElement;
+  if (page.scrollWidth > window.innerWidth + 1)
+    problems.push(`the page scrolls sideways: scrollWidth ${page.scrollWidth} > ${window.innerWidth}`);
+  const clips = new Map();
+  const clipping = (el) => {
+    if (clips.has(el)) return clips.get(el);
+    const ox = getComputedStyle(el).overflowX;
+    const own = ox === "auto" || ox === "scroll" || ox === "hidden" || ox === "clip";
+    const r = own || (el.parentElement && el.parentElement !== col && clipping(el.parentElement));
+    clips.set(el, r);
+    return r;
+  };
+  const describe = (el) => {
+    let d = el.tagName.toLowerCase();
+    if (el.id) d += "#" + el.id;
+    if (el.classList.length) d += "." + Array.from(el.classList).slice(0, 3).join(".");
+    const sec = el.closest("section[id]");
+    return d + (sec ? ` in section #${sec.id}` : "") + `: "${(el.textContent || "").trim().slice(0, 50)}"`;
+  };
+  const reported = new Set();
+  for (const el of col.querySelectorAll("*")) {
+    if (el.getClientRects().length === 0) continue;
+    const style = getComputedStyle(el);
+    if (style.position === "fixed" || style.visibility === "hidden") continue;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    const over = Math.max(r.right - box.right, box.left - r.left);
+    if (over <= 1) continue;
+    if (el.parentElement && el.parentElement !== col && clipping(el.parentElement)) continue;
+    let top = el;  // report the outermost overflowing element only
+    while (top.parentElement && top.parentElement !== col && reported.has(top.parentElement)) top = top.parentElement;
+    reported.add(el);
+    if (top !== el) continue;
+    problems.push(`${describe(el)} sticks out of the column by ${Math.round(over)} px`);
+  }
+  return {column: Math.round(box.width), problems};
+}
+"""
+
+
+def check_overflow(page: Any) -> list[str]:
+    info = page.evaluate(_OVERFLOW)
+    return [f"horizontal overflow: {p}" for p in info["problems"][:10]] + (
+        [f"... and {len(info['problems']) - 10} more"] if len(info["problems"]) > 10 else []
+    )
+
+
+# A character drawn with a font that has it differs from the "missing glyph" box (tofu) that the
+# browser draws when no font has it, and two different characters look different. Each distinct
+# character of the elements is drawn on a canvas in the element's own font and compared, pixel by
+# pixel, with an unassigned code point (U+0378, always tofu) and with the other characters.
+_GLYPHS = """
+(els) => {
+  const canvas = document.createElement("canvas");
+  canvas.width = 64; canvas.height = 64;
+  const ctx = canvas.getContext("2d", {willReadFrequently: true});
+  const draw = (ch, font) => {
+    ctx.clearRect(0, 0, 64, 64);
+    ctx.font = font; ctx.fillStyle = "#000"; ctx.textBaseline = "top";
+    ctx.fillText(ch, 4, 4);
+    const px = ctx.getImageData(0, 0, 64, 64).data;
+    let key = "", ink = 0;
+    for (let i = 3; i < px.length; i += 4) { key += px[i] > 127 ? "1" : "0"; ink += px[i] > 127; }
+    return {key, ink};
+  };
+  const out = {chars: 0, tofu: [], blank: [], same: 0, font: null};
+  const seen = new Map();
+  for (const el of els) {
+    const cs = getComputedStyle(el);
+    const font = `32px ${cs.fontFamily}`;
+    out.font = cs.fontFamily;
+    const tofu = draw("\\u0378", font).key;
+    for (const ch of new Set(Array.from(el.textContent))) {
+      if (!/\\p{Script=Han}/u.test(ch) || seen.has(ch)) continue;
+      const g = draw(ch, font);
+      out.chars += 1;
+      if (g.ink === 0) out.blank.push(ch);
+      else if (g.key === tofu) out.tofu.push(ch);
+      seen.set(ch, g.key);
+    }
+  }
+  out.same = seen.size - new Set(seen.values()).size;
+  return out;
+}
+"""
+
+
 # ----------------------------------------------------------------------------------------------
 # the tests
 
@@ -352,6 +458,7 @@ def test_page(visit: Visit, doc: str) -> None:
     problems += check_colab(page, doc, info["notebook"])
     if info["animation"]:
         problems += check_animations(page)
+    problems += check_overflow(page)
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.mouse.move(0, 0)
@@ -366,15 +473,45 @@ def test_page(visit: Visit, doc: str) -> None:
 
 
 def test_references_list_every_bib_entry(visit: Visit) -> None:
-    keys = re.findall(r"^@\w+\s*\{\s*([^,\s]+)\s*,", (ROOT / "book" / "references.bib").read_text(encoding="utf-8"), re.M)
-    assert len(keys) >= 9, f"book/references.bib: expected at least 9 entries, found {keys}"
+    """The references page lists every entry of every bibliography file named in ``_config.yml``."""
+    bibfiles = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["bibtex_bibfiles"]
+    keys = [
+        key
+        for bib in bibfiles
+        for key in re.findall(r"^@\w+\s*\{\s*([^,\s]+)\s*,", (ROOT / bib).read_text(encoding="utf-8"), re.M)
+    ]
+    assert len(keys) >= 9, f"{bibfiles}: expected at least 9 entries, found {keys}"
     response = visit.open("book/references.html")
     assert response is not None and response.ok
     shown = visit.page.locator('[role="doc-biblioentry"], dl.citation > dt').count()
-    assert shown == len(keys), f"the references page shows {shown} entries, book/references.bib has {len(keys)}: {keys}"
+    assert shown == len(keys), f"the references page shows {shown} entries, {bibfiles} have {len(keys)}: {keys}"
 
 
 def test_screenshot_names_are_unique() -> None:
     """Screenshots are named by the page's file name, so two pages must not share one."""
     names = [Path(p).name for p in PAGES]
     assert len(names) == len(set(names)), f"pages with the same file name: {names}"
+
+
+ZH_PAGE = "book/notation"  # the glossary of the reading note's Traditional-Chinese terms is a section of it
+ZH_TABLE = "table.zh-glossary"
+
+
+def test_chinese_glossary_renders_its_glyphs(visit: Visit) -> None:
+    """The Traditional-Chinese terms are drawn with a font that has them: no tofu boxes, no blanks."""
+    response = visit.open(f"{ZH_PAGE}.html")
+    assert response is not None and response.ok
+    cells = visit.page.locator(f"{ZH_TABLE} td:first-child")
+    assert cells.count() >= 40, f"{ZH_PAGE}: expected the glossary table {ZH_TABLE} with ≥ 40 terms, found {cells.count()}"
+    info = cells.evaluate_all(_GLYPHS)
+    table = visit.page.locator(ZH_TABLE)
+    table.scroll_into_view_if_needed()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    table.screenshot(path=str(SCREENSHOTS / "glossary_zh.png"))
+    assert info["chars"] >= 60, f"only {info['chars']} distinct Han characters found: {info}"
+    assert not info["tofu"] and not info["blank"], (
+        f"{len(info['tofu'])} characters drawn as the missing-glyph box and {len(info['blank'])} blank "
+        f"(font-family {info['font']}): install a CJK font (Debian: fonts-noto-cjk): "
+        f"{''.join(info['tofu'][:20])} {''.join(info['blank'][:20])}"
+    )
+    assert info["same"] == 0, f"{info['same']} different characters are drawn identically (tofu?): {info}"

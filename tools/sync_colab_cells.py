@@ -3,9 +3,12 @@
 
 The repository is named in one place, ``repository.url`` / ``repository.branch`` of ``_config.yml``.
 Every ``notebooks/*.ipynb`` must start with a code cell that, in Colab only, clones ``<url>`` at
-``<branch>`` (once), installs s4lite from the clone (once; it never touches JAX) and changes into the
-clone's ``notebooks/`` so that the chapters find the recorded results under ``artifacts/``, tagged ``remove-cell`` (hidden on the website) and
-``skip-execution`` (not run by the book build).
+``<branch>`` into ``/content/s4lite-book`` (once), installs s4lite from the clone in editable mode
+(once, when no ``s4lite`` distribution is installed; it never touches JAX), makes it importable in
+the running kernel, and changes into the clone's ``notebooks/`` so that the chapters find the recorded
+results under ``artifacts/``. It is tagged ``remove-cell`` (hidden on the website) and
+``skip-execution`` (not run by the book build). A failed clone or install ends the cell with one
+sentence that says what to do (no traceback). ``tests/test_colab.py`` runs it for real.
 
 Usage::
 
@@ -31,21 +34,51 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "_config.yml"
 NOTEBOOK_DIR = ROOT / "notebooks"
 TAGS = ["remove-cell", "skip-execution"]
-MARKER = "# Colab only: install s4lite"  # how an older version of the cell is recognised (and replaced)
+MARKER = "# Colab only:"  # how an older version of the cell is recognised (and replaced)
 
-_TEMPLATE = (
-    "# Colab only: install s4lite from a clone of the book's repository (quietly, once; JAX stays as Colab\n"
-    "# ships it), and work from the clone's notebooks/ so the recorded GPU results in artifacts/ are found.\n"
-    "# Elsewhere this does nothing.\n"
-    "import importlib.util, os, subprocess, sys\n"
-    'if "google.colab" in sys.modules:\n'
-    '    repo = "/content/s4lite"\n'
-    "    if not os.path.isdir(repo):\n"
-    '        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "{branch}", "{url}", repo], check=True)\n'
-    '    if importlib.util.find_spec("s4lite") is None:\n'
-    '        subprocess.run([sys.executable, "-m", "pip", "install", "-q", repo], check=True)\n'
-    '    os.chdir(os.path.join(repo, "notebooks"))'
-)
+# The cell, with {url} and {branch} filled in from _config.yml. Every line fits in 88 columns (the
+# notebooks' line-length test reads it too). Three environment variables, all optional, are read by
+# the cell: S4LITE_REPO_URL / S4LITE_REPO_BRANCH (a fork, or a local mirror) and S4LITE_COLAB_HOME
+# (the folder that plays /content; tests/test_colab.py uses it).
+_TEMPLATE = """\
+# Colab only: clone the book's repository, install s4lite from it (editable, once; JAX
+# stays as Colab ships it) and work from the clone's notebooks/, where the chapters find
+# the recorded results in artifacts/. Outside Colab this cell does nothing.
+# Editable install: after you edit a file in s4lite/, restart the session (Runtime >
+# Restart session) and run the chapter again; an imported module is not read again.
+# A fork: set os.environ["S4LITE_REPO_URL"] (and "S4LITE_REPO_BRANCH") before this cell.
+import importlib, importlib.metadata, os, subprocess, sys
+if "google.colab" in sys.modules:
+    url = os.environ.get("S4LITE_REPO_URL", "{url}")
+    branch = os.environ.get("S4LITE_REPO_BRANCH", "{branch}")
+    home = os.environ.get("S4LITE_COLAB_HOME", "/content")
+    repo = os.path.join(home, "s4lite-book")  # not "s4lite": would shadow the package
+
+    class SetupFailed(Exception):  # Jupyter shows only its message, no traceback
+        def _render_traceback_(self):
+            return [str(self)]
+
+    def run(cmd, what, advice):
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        err = done.stderr.strip().splitlines() or ["no message"]
+        said = [s for s in err if s.lower().startswith(("fatal", "error"))] or err[-1:]
+        if done.returncode != 0:
+            raise SetupFailed(f"Could not {{what}} ({{said[0]}}); {{advice}}.")
+
+    if not os.path.isdir(os.path.join(repo, ".git")):
+        run(["git", "clone", "-q", "--depth", "1", "-b", branch, url, repo],
+            f"clone {{url}}", "check the runtime's internet connection and the repository"
+            " URL (S4LITE_REPO_URL), then run this cell again")
+    try:
+        importlib.metadata.version("s4lite")
+    except importlib.metadata.PackageNotFoundError:
+        pip = [sys.executable, "-m", "pip", "install", "-q", "-e", repo]
+        run(pip, "install s4lite",
+            "restart the session (Runtime > Restart session) and run this cell again")
+    if repo not in sys.path:  # importable right away, without a restart
+        sys.path.insert(0, repo)
+        importlib.invalidate_caches()
+    os.chdir(os.path.join(repo, "notebooks"))"""
 
 
 def read_repository(config: Path = CONFIG) -> tuple[str, str]:
