@@ -24,8 +24,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from s4lite.layer import _full, c_from_ctilde, fft_conv, init_s4, s4_kernel, ssm_parts, toeplitz_conv, toeplitz_conv_bf16  # noqa: E402
-from s4lite.train import run_info  # noqa: E402
+from s4lite.engine import check_options, run_info  # noqa: E402
+from s4lite.layer import _full, c_from_ctilde, fft_conv, init_s4, s4_kernel, s4_kernel_fused, ssm_parts  # noqa: E402
+from s4lite.layer import toeplitz_conv, toeplitz_conv_bf16  # noqa: E402
+
+KERNELS = {"xla": s4_kernel, "pallas": s4_kernel_fused}
 
 
 def naive_reference(params: dict, L: int) -> np.ndarray:
@@ -59,6 +62,7 @@ def main() -> None:
     ap.add_argument("--L", type=int, nargs="+", default=[784, 4096])
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    check_options(a, {"H": "int>=1", "N": "even>=2", "L": "int>=1"})
     params = init_s4(jax.random.PRNGKey(0), a.H, a.N)
     res = {"meta": {**run_info(), "command": " ".join(["python"] + sys.argv)}, "kernel": [], "conv": []}
     for L in a.L:
@@ -66,7 +70,7 @@ def main() -> None:
         for impl in ("xla", "pallas"):
             for precision in ("default", "highest"):
                 with jax.default_matmul_precision(None if precision == "default" else "highest"):
-                    K = np.asarray(jax.jit(s4_kernel, static_argnums=(1, 2))(params, L, impl))
+                    K = np.asarray(jax.jit(KERNELS[impl], static_argnums=1)(params, L))
                 res["kernel"].append({"L": L, "H": a.H, "N": a.N, "kernel": impl, "precision": precision,
                                       "rel_err_vs_float64_naive": rel(K, ref)})
                 print(res["kernel"][-1], flush=True)
@@ -78,7 +82,7 @@ def main() -> None:
         grads = {}
         for impl in ("xla", "pallas"):
             with jax.default_matmul_precision("highest"):
-                f = jax.jit(jax.grad(lambda p, impl=impl: jnp.sum(w * s4_kernel(p, L, impl))))
+                f = jax.jit(jax.grad(lambda p, k=KERNELS[impl]: jnp.sum(w * k(p, L))))
                 grads[impl] = jax.tree.map(np.asarray, f(params))
         errs = {k: rel(grads["pallas"][k], grads["xla"][k]) for k in grads["xla"] if np.max(np.abs(grads["xla"][k])) > 0}
         res["grad"].append({"L": L, "H": a.H, "N": a.N, "rel_err_pallas_vs_xla": errs})

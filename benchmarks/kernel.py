@@ -69,7 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the results as JSON here")
     p.add_argument("--plot", default=None, help="write a log-log figure (ms vs L) here")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    from s4lite.engine import check_options
+
+    check_options(args, {"N": "int>=1", "L": "int>=1", "max_naive_work": ">0", "H": "int>=0", "batched_N": "even>=2",
+                         "batched_L": "int>=1", "repeats": "int>=1", "min_time": ">=0", "seed": "int>=0"})  # fmt: skip
+    return args
 
 
 def time_ms(fn: Callable[[], Any], repeats: int, min_time: float = 0.0, max_repeats: int = 200) -> float:
@@ -91,8 +96,8 @@ def time_ms(fn: Callable[[], Any], repeats: int, min_time: float = 0.0, max_repe
 
 
 def git_commit() -> str:
-    """The commit of the code that runs (see :func:`s4lite.train.git_commit`)."""
-    from s4lite.train import git_commit as commit
+    """The commit of the code that runs (see :func:`s4lite.engine.git_commit`)."""
+    from s4lite.engine import git_commit as commit
 
     return commit()
 

@@ -20,11 +20,11 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import s4lite.layer as layer  # noqa: E402
-from s4lite.model import init_model  # noqa: E402
-from s4lite.train import build_parser, make_optimizer, make_steps, run_info  # noqa: E402
+from s4lite import engine  # noqa: E402
+from s4lite.engine import TrainConfig, run_info  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_throughput import timeit  # noqa: E402
+from train_throughput import timeit, training_step  # noqa: E402
 
 
 def conv_swap(u, K, n):
@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    engine.check_options(a, {"B": "int>=1", "L": "int>=1", "H": "int>=1", "layers": "int>=1"})
     key = jax.random.PRNGKey(0)
     u = jax.random.normal(key, (a.B, a.L, a.H))
     K = jax.random.normal(key, (a.H, a.L))
@@ -76,20 +77,18 @@ def main() -> None:
         layer.fft_length = (lambda L, m=n_mult: 2048 if m == "2048" else 2 * L)
         for prng in ("threefry2x32", "rbg"):
             conv = n_mult if n_mult.startswith("toeplitz") else "fft"
-            targs = build_parser().parse_args(["--prng", prng, "--conv", conv])
-            params = init_model(key, 1, 10, a.H, a.layers, 64)
-            opt = make_optimizer(targs, 10_000, params)
-            train_step, _ = make_steps(targs, opt, None)
+            cfg = TrainConfig(prng=prng, conv=conv, d_model=a.H, n_layers=a.layers, batch_size=a.B)
             x_all = jax.random.normal(key, (a.B * 4, 28, 28))
             y_all = jax.random.randint(key, (a.B * 4,), 0, 10)
+            train_step, state0, zeros, data = training_step(cfg, x_all, y_all)
             idx = jnp.arange(a.B)
-            state = [params, opt.init(params)]
+            state = [state0, zeros]
             k = jax.random.key(1, impl=prng)
 
             def step():
-                p, o, loss, _ = train_step(state[0], state[1], x_all, y_all, idx, k)
-                state[0], state[1] = p, o
-                return loss
+                st, sums = train_step(state[0], state[1], data, idx, k)
+                state[0], state[1] = st, sums
+                return sums
 
             res["step_ms"][f"{n_mult}_{prng}"] = timeit(step, repeats=30) * 1e3
         print(json.dumps(res, indent=1), flush=True)

@@ -26,14 +26,29 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from s4lite.layer import CONVOLUTIONS, resolve_kernel, s4_kernel  # noqa: E402
-from s4lite.model import count_params, init_model  # noqa: E402
-from s4lite.train import build_parser, make_optimizer, make_steps, run_info  # noqa: E402
+from s4lite import engine  # noqa: E402
+from s4lite.engine import TrainConfig, make_optimizer, resolve, run_info  # noqa: E402
+from s4lite.model import count_params  # noqa: E402
+from s4lite.train import smnist_task  # noqa: E402
 from s4lite.viz.views import time_fn  # noqa: E402
 
 
 # Median seconds of fn(*args) after 3 untimed calls, over 20 timed ones (the book's timing helper).
 timeit = partial(time_fn, repeats=20, warmup=3)
+
+RULES = {"d_model": "int>=1", "n_layers": "int>=1", "N": "even>=2", "batch_size": "int>=1", "L": "int>=1",
+         "steps": "int>=1", "dropout": "[0,1)"}  # fmt: skip
+
+
+def training_step(cfg: TrainConfig, x_all, y_all):
+    """The jitted training step of ``s4lite.train`` for ``cfg``, its initial state and zero sums."""
+    arrays = {"x_train": x_all, "y_train": y_all, "x_test": x_all[:1], "y_test": y_all[:1], "source": "random"}
+    task = smnist_task(cfg, arrays, resolve(cfg))
+    params = task.init(jax.random.PRNGKey(0))
+    opt = make_optimizer(cfg, 10_000, params, task.labels(params))
+    state = {"params": params, "opt": opt.init(params)}
+    step, _ = engine.make_steps(task, opt, cfg.ema)
+    return step, state, engine.zero_sums(task, state, task.train, cfg.batch_size), task.train
 
 
 def main() -> None:
@@ -50,62 +65,61 @@ def main() -> None:
     ap.add_argument("--prng", choices=["threefry2x32", "rbg"], default="threefry2x32")
     ap.add_argument("--out", default=None, help="write the JSON here")
     a = ap.parse_args()
-
-    targs = build_parser().parse_args(
-        ["--d-model", str(a.d_model), "--n-layers", str(a.n_layers), "--N", str(a.N), "--batch-size", str(a.batch_size), "--dropout", str(a.dropout), "--conv", a.conv, "--kernel", a.kernel, "--prng", a.prng]
-    )
-    key = jax.random.PRNGKey(0)
-    params = init_model(key, 1, 10, a.d_model, a.n_layers, a.N)
-    opt = make_optimizer(targs, 10_000, params)
-    opt_state = opt.init(params)
-    train_step, _ = make_steps(targs, opt, None)
-    n = a.batch_size * 8
+    engine.check_options(a, RULES)
     side = int(round(np.sqrt(a.L)))
     if side * side != a.L:
-        raise SystemExit("--L: expected a square number (images are side × side)")
+        engine.fail("--L: expected a square number (images are side × side)")
+
+    cfg = TrainConfig(d_model=a.d_model, n_layers=a.n_layers, N=a.N, batch_size=a.batch_size, dropout=a.dropout,
+                      conv=a.conv, kernel=a.kernel, prng=a.prng, progress=False)  # fmt: skip
+    backend = resolve(cfg)
+    key = jax.random.PRNGKey(0)
+    n = a.batch_size * 8
     x_all = jax.random.normal(key, (n, side, side))
     y_all = jax.random.randint(key, (n,), 0, 10)
+    train_step, state, zeros, data = training_step(cfg, x_all, y_all)
+    params = state["params"]
     idxs = [jnp.arange(i * a.batch_size, (i + 1) * a.batch_size) % n for i in range(8)]
 
     # warm-up (compilation)
     t0 = time.perf_counter()
     key = jax.random.key(0, impl=a.prng)
-    params, opt_state, loss, _ = train_step(params, opt_state, x_all, y_all, idxs[0], key)
-    jax.block_until_ready(loss)
+    state, sums = train_step(state, jax.tree.map(jnp.copy, zeros), data, idxs[0], key)
+    jax.block_until_ready(sums)
     compile_s = time.perf_counter() - t0
     for i in range(5):
-        params, opt_state, loss, _ = train_step(params, opt_state, x_all, y_all, idxs[i % 8], jax.random.fold_in(key, i))
-    jax.block_until_ready(loss)
+        state, sums = train_step(state, sums, data, idxs[i % 8], jax.random.fold_in(key, i))
+    jax.block_until_ready(sums)
     t0 = time.perf_counter()
     for i in range(a.steps):
-        params, opt_state, loss, _ = train_step(params, opt_state, x_all, y_all, idxs[i % 8], jax.random.fold_in(key, i))
-    jax.block_until_ready(loss)
+        state, sums = train_step(state, sums, data, idxs[i % 8], jax.random.fold_in(key, i))
+    jax.block_until_ready(sums)
     step_s = (time.perf_counter() - t0) / a.steps
 
-    s4s = [p["s4"] for p in params["layers"]]
+    s4s = [p["s4"] for p in state["params"]["layers"]]
 
     @jax.jit
     def kernels_fb(s4s):
-        return jax.grad(lambda ps: sum(jnp.sum(s4_kernel(p, a.L, a.kernel) ** 2) for p in ps))(s4s)
+        return jax.grad(lambda ps: sum(jnp.sum(backend.kernel(p, a.L) ** 2) for p in ps))(s4s)
 
     u = jax.random.normal(jax.random.PRNGKey(1), (a.batch_size, a.L, a.d_model))
-    K = jnp.stack([s4_kernel(p, a.L, a.kernel) for p in s4s])
-
-    conv_fn = CONVOLUTIONS[a.conv]
+    K = jnp.stack([backend.kernel(p, a.L) for p in s4s])
 
     @jax.jit
     def conv_fb(u, K):
         def f(u, K):
-            return sum(jnp.sum(conv_fn(u, K[i]) ** 2) for i in range(K.shape[0]))
+            return sum(jnp.sum(backend.conv(u, K[i]) ** 2) for i in range(K.shape[0]))
 
         return jax.grad(f, argnums=(0, 1))(u, K)
 
     kernel_s = timeit(kernels_fb, s4s)
-    key = jax.random.PRNGKey(0)
     conv_s = timeit(conv_fb, u, K)
+    resolved = engine.resolve_kernel(a.kernel)
     result = {
         "meta": {**run_info(), "command": " ".join(["python"] + sys.argv)},
-        "config": {"d_model": a.d_model, "n_layers": a.n_layers, "N": a.N, "batch_size": a.batch_size, "L": a.L, "dropout": a.dropout, "conv": a.conv, "kernel": a.kernel, "kernel_resolved": resolve_kernel(a.kernel), "prng": a.prng, "n_params": count_params(params)},
+        "config": {"d_model": a.d_model, "n_layers": a.n_layers, "N": a.N, "batch_size": a.batch_size, "L": a.L,
+                   "dropout": a.dropout, "conv": a.conv, "kernel": a.kernel, "kernel_resolved": resolved,
+                   "prng": a.prng, "n_params": count_params(params)},  # fmt: skip
         "compile_s": compile_s,
         "step_ms": step_s * 1e3,
         "samples_per_s": a.batch_size / step_s,

@@ -23,27 +23,26 @@ Run it: ``python -m s4lite.ablation --help``.
 
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
 import sys
-import time
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from . import _check
+from . import _check, engine
 from .discretize import bilinear
-from .layer import CONVOLUTIONS, hippo_half, init_s4, s4_kernel
-from .model import _dense, count_params, glu_mix, layer_norm
+from .engine import TrainConfig, option
+from .layer import hippo_half, init_s4, s4_kernel
+from .model import Backend, count_params, init_model
 
 Array = jax.Array
 KINDS = ("hippo", "random_nplr", "random_diag", "random_dense")
 A_KEYS = ("log_neg_re", "im", "P", "A")  # the parameters that define A (frozen in the "frozen" runs)
+PROG = "python -m s4lite.ablation"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -103,200 +102,167 @@ def ssm_kernel(params: dict[str, Array], L: int) -> Array:
 
 
 # ----------------------------------------------------------------------------------------------
-# The small model (≤ 100K parameters) and its training
+# The small model (≤ 100K parameters): the deep model of s4lite.model with another SSM inside
 # ----------------------------------------------------------------------------------------------
 
 
-def init_ablation_model(key: Array, kind: str, d_model: int = 64, n_layers: int = 3, N: int = 64) -> dict[str, Any]:
-    """Encoder (1 → d_model), ``n_layers`` pre-norm blocks with the chosen SSM, classifier (→ 10)."""
-    keys = jax.random.split(key, 2 + 2 * n_layers)
-    layers = [
-        {
-            "norm": {"scale": jnp.ones((d_model,)), "bias": jnp.zeros((d_model,))},
-            "ssm": init_ssm(keys[2 + 2 * i], kind, d_model, N),
-            "mix": _dense(keys[3 + 2 * i], d_model, 2 * d_model),
-        }
-        for i in range(n_layers)
-    ]
-    return {"encoder": _dense(keys[0], 1, d_model), "layers": layers, "head": _dense(keys[1], d_model, 10)}
-
-
-def _drop(key: Array, x: Array, rate: Array) -> Array:
-    """Dropout whose rate is an array (so runs with and without dropout share one compiled step)."""
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), 0.0)
-
-
-def ablation_logits(params: dict[str, Any], x: Array, key: Array, rate: Array, conv: str = "fft") -> Array:
-    """``x (B, L, 1)`` → logits ``(B, 10)``; the blocks are those of :mod:`s4lite.model`."""
-    h = x @ params["encoder"]["W"] + params["encoder"]["b"]
-    for i, p in enumerate(params["layers"]):
-        k1, k2 = jax.random.split(jax.random.fold_in(key, i))
-        z = layer_norm(p["norm"], h)
-        K = ssm_kernel(p["ssm"], h.shape[1])
-        z = CONVOLUTIONS[conv](z, K.astype(z.dtype)) + p["ssm"]["D"] * z
-        z = _drop(k1, jax.nn.gelu(z), rate)
-        z = _drop(k2, glu_mix(p["mix"], z), rate)
-        h = h + z
-    return jnp.mean(h, axis=1) @ params["head"]["W"] + params["head"]["b"]
-
-
-def a_mask(params: dict[str, Any]) -> Any:
-    """1.0 for every parameter that defines A (inside an SSM), 0.0 elsewhere (same tree as ``params``)."""
-
-    def mark(path, _):
-        keys = [getattr(k, "key", None) for k in path]
-        return 1.0 if ("ssm" in keys and keys[-1] in A_KEYS) else 0.0
-
-    return jax.tree_util.tree_map_with_path(mark, params)
-
-
-def make_optimizer(params: dict[str, Any], lr: float, ssm_lr: float, weight_decay: float, total_steps: int):
-    """AdamW + warm-up/cosine; SSM parameters (A's, B, Δ) at ``ssm_lr`` with no weight decay."""
-    ssm_keys = A_KEYS + ("B", "log_step")
-
-    def label(path, _):
-        keys = [getattr(k, "key", None) for k in path]
-        return "ssm" if ("ssm" in keys and keys[-1] in ssm_keys) else "other"
-
-    warm = max(1, total_steps // 20)
-    sched = lambda peak: optax.warmup_cosine_decay_schedule(0.0, peak, warm, max(total_steps, warm + 1), 0.0)  # noqa: E731
-    return optax.multi_transform(
-        {"ssm": optax.adamw(sched(ssm_lr), weight_decay=0.0), "other": optax.adamw(sched(lr), weight_decay=weight_decay)},
-        jax.tree_util.tree_map_with_path(label, params),
-    )
-
-
-def run_cell(
-    data: dict[str, Array],
-    kind: str,
-    train_a: bool,
-    dropout: float,
-    seed: int,
-    epochs: int,
-    batch: int,
-    d_model: int,
-    n_layers: int,
-    N: int,
-    lr: float,
-    ssm_lr: float,
-    conv: str,
-    cache: dict,
+def init_ablation_model(
+    key: Array, kind: str, d_model: int = 64, n_layers: int = 3, N: int = 64
 ) -> dict[str, Any]:
-    """Train one cell of the ablation table; returns its per-epoch history."""
-    params = init_ablation_model(jax.random.PRNGKey(seed), kind, d_model, n_layers, N)
-    n_train = data["x_train"].shape[0]
-    steps = n_train // batch
-    opt = make_optimizer(params, lr, ssm_lr, 0.0, steps * epochs)
-    opt_state = opt.init(params)
-    mask = jax.tree.map(lambda m: jnp.asarray(1.0 if train_a else 1.0 - m), a_mask(params))
-    sig = (kind, epochs, batch, d_model, n_layers, N, conv, lr, ssm_lr, id(data))
-    if sig not in cache:
+    """:func:`s4lite.model.init_model` (1 input, 10 classes) whose blocks hold an SSM of ``kind``."""
+    kind = _check.choice("kind", kind, KINDS)
+    init_layer = lambda k, H, N_: init_ssm(k, kind, H, N_)  # noqa: E731
+    return init_model(key, 1, 10, d_model, n_layers, N, init_layer=init_layer)
 
-        @partial(jax.jit, donate_argnums=(0, 1))
-        def train_step(params, opt_state, idx, key, rate, mask):
-            xb, yb = data["x_train"][idx], data["y_train"][idx]
 
-            def loss_fn(p):
-                logits = ablation_logits(p, xb, key, rate, conv)
-                return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), logits
+def ablation_backend(conv: Any) -> Backend:
+    """The model's backend with :func:`ssm_kernel` (dense or DPLR, by the layer's parameters)."""
+    return Backend(kernel=ssm_kernel, conv=conv)
 
-            (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            grads = jax.tree.map(lambda g, m: g * m, grads, mask)
-            updates, opt_state = opt.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss, jnp.sum(jnp.argmax(logits, -1) == yb)
 
-        @jax.jit
-        def test_correct(params, xb, yb):
-            logits = ablation_logits(params, xb, jax.random.PRNGKey(0), jnp.zeros(()), conv)
-            return jnp.sum(jnp.argmax(logits, -1) == yb)
+def labels(train_a: bool):
+    """Parameter groups: as :func:`s4lite.engine.param_labels`, and ``"frozen"`` for A's parameters
+    when ``train_a`` is False."""
 
-        cache[sig] = (train_step, test_correct)
-    train_step, test_correct = cache[sig]
-    rate = jnp.asarray(dropout, jnp.float32)
-    history = []
-    key = jax.random.PRNGKey(seed + 1000)
-    t0 = time.perf_counter()
-    for epoch in range(epochs):
-        k_epoch = jax.random.fold_in(key, epoch)
-        order = jax.random.permutation(k_epoch, n_train)
-        correct = jnp.zeros((), jnp.int32)
-        for s in range(steps):
-            idx = jax.lax.dynamic_slice(order, (s * batch,), (batch,))
-            params, opt_state, loss, c = train_step(params, opt_state, idx, jax.random.fold_in(k_epoch, s + 1), rate, mask)
-            correct = correct + c
-        n_test = data["x_test"].shape[0]
-        eb = min(1000, n_test)
-        test_c = sum(int(test_correct(params, data["x_test"][i : i + eb], data["y_test"][i : i + eb])) for i in range(0, n_test - eb + 1, eb))
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": float(loss),
-                "train_acc": int(correct) / (steps * batch),
-                "test_acc": test_c / (n_test // eb * eb),
-                "time": time.perf_counter() - t0,
-            }
-        )
-        if not np.isfinite(history[-1]["train_loss"]):
-            break
+    def label(params: Any) -> Any:
+        def mark(path, group):
+            keys = [getattr(k, "key", getattr(k, "idx", None)) for k in path]
+            return "frozen" if (not train_a and "s4" in keys and keys[-1] in A_KEYS) else group
+
+        return jax.tree_util.tree_map_with_path(mark, engine.param_labels(params))
+
+    return label
+
+
+# ----------------------------------------------------------------------------------------------
+# The grid
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AblationConfig(TrainConfig):
+    """The run configuration of the ablation grid (other defaults, four more options)."""
+
+    d_model: int = option(64, "feature channels H", check="int>=1")
+    n_layers: int = option(3, "residual blocks", check="int>=1")
+    epochs: int = option(20, "passes over the training data", check="int>=1")
+    lr: float = option(4e-3, "peak learning rate of the non-SSM parameters", check=">=0")
+    weight_decay: float = option(0.0, "AdamW weight decay of the non-SSM parameters", check=">=0")
+    dropout: float = option(0.0, "(set per cell by --dropouts)", check="[0,1)")
+    out: str = option("runs/ablations", "output directory (one subdirectory per cell)")
+    kinds: tuple[str, ...] = option(KINDS, f"initializations of A, of {list(KINDS)}")
+    seeds: tuple[int, ...] = option((0,), "seeds (each cell is run once per seed)")
+    dropouts: tuple[float, ...] = option((0.0, 0.1), "dropout rates")
+    train_a: tuple[str, ...] = option(("frozen", "trained"), "frozen and/or trained A")
+    max_params: int = option(100_000, "refuse models with more parameters", check="int>=1")
+
+
+SKIP = ("ssm", "init", "discretization", "kernel", "task", "augment", "ema", "dropout")
+
+
+def validate_grid(cfg: AblationConfig) -> AblationConfig:
+    """The grid options: known kinds, seeds >= 0, dropout rates in [0, 1), frozen/trained."""
+    engine.validate(cfg)
+    for name, values, ok, expected in (
+        ("kinds", cfg.kinds, lambda v: v in KINDS, f"one of {list(KINDS)}"),
+        ("seeds", cfg.seeds, engine.CHECKS["int>=0"][0], "integers >= 0"),
+        ("dropouts", cfg.dropouts, engine.CHECKS["[0,1)"][0], "rates in [0, 1)"),
+        ("train_a", cfg.train_a, lambda v: v in ("frozen", "trained"), "'frozen' or 'trained'"),
+    ):
+        if not values or not all(ok(v) for v in values):
+            raise ValueError(f"{engine.flag(name)}: expected {expected}, got {list(values)}")
+    return cfg
+
+
+def cell_name(kind: str, train_a: str, dropout: float, seed: int) -> str:
+    return f"{kind}-{train_a}-dropout{dropout:g}-seed{seed}"
+
+
+def run_cell(cfg: AblationConfig, data: dict, kind: str, train_a: str, dropout: float, seed: int) -> dict:
+    """Train one cell of the table with :func:`s4lite.engine.fit`; returns its record."""
+    import optax
+
+    from .model import classify
+
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)}
+    out = Path(cfg.out) / cell_name(kind, train_a, dropout, seed)
+    resume = cfg.resume and (out / engine.CHECKPOINT).exists()
+    cell = TrainConfig(**{**fields, "dropout": dropout, "seed": seed, "out": str(out), "resume": resume})
+    backend = ablation_backend(engine.resolve(cell).conv)
+
+    def init(key):
+        return init_ablation_model(key, kind, cfg.d_model, cfg.n_layers, cfg.N)
+
+    def loss(params, batch, key):
+        logits = classify(params, batch["x"], key, dropout, backend)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+        return ce, {"acc": jnp.sum(jnp.argmax(logits, -1) == batch["y"])}
+
+    def evaluate(params, batch):
+        logits = classify(params, batch["x"], backend=backend)
+        return {"acc": (jnp.argmax(logits, -1) == batch["y"]).astype(jnp.float32)}
+
+    task = engine.Task(kind, init, loss, evaluate, data["train"], data["test"],
+                       labels=labels(train_a == "trained"), source=data["source"])  # fmt: skip
+    print(f"{kind} A {train_a} dropout {dropout:g} seed {seed}:", flush=True)
+    result = engine.fit(cell, task, prog=PROG)
+    history = result.history
     return {
-        "kind": kind,
-        "train_A": train_a,
-        "dropout": dropout,
-        "seed": seed,
-        "n_params": count_params(params),
-        "history": history,
-        "final_test_acc": history[-1]["test_acc"],
-        "final_train_acc": history[-1]["train_acc"],
-    }
+        "kind": kind, "train_A": train_a == "trained", "dropout": dropout, "seed": seed,
+        "n_params": count_params(result.params), "history": history,
+        "final_test_acc": history[-1]["test_acc"], "final_train_acc": history[-1]["train_acc"],
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the grid (seeds outermost: a run cut short has every cell of the first seeds)."""
     from .data import load_task
-    from .train import run_info
 
-    ap = argparse.ArgumentParser(prog="python -m s4lite.ablation", description="HiPPO vs random initializations of A, frozen vs trained, on sMNIST.")
-    ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
-    ap.add_argument("--dropouts", nargs="+", type=float, default=[0.0, 0.1])
-    ap.add_argument("--train-a", nargs="+", default=["frozen", "trained"], choices=["frozen", "trained"])
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--d-model", type=int, default=64)
-    ap.add_argument("--n-layers", type=int, default=3)
-    ap.add_argument("--N", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=4e-3)
-    ap.add_argument("--ssm-lr", type=float, default=1e-3)
-    ap.add_argument("--conv", choices=["fft", "toeplitz", "toeplitz_bf16"], default="fft")
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--sample", action="store_true")
-    ap.add_argument("--limit-train", type=int, default=None)
-    ap.add_argument("--limit-test", type=int, default=None)
-    ap.add_argument("--max-params", type=int, default=100_000)
-    ap.add_argument("--out", default="runs/ablations")
-    args = ap.parse_args(argv)
-
-    task = load_task("smnist", data_dir=args.data_dir, sample=args.sample, limit_train=args.limit_train, limit_test=args.limit_test)
-    data = {k: jnp.asarray(task[k]) for k in ("x_train", "y_train", "x_test", "y_test")}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    info = run_info()
+    cfg = engine.parse(AblationConfig, PROG, "HiPPO vs random A, frozen vs trained, on sMNIST.", argv, SKIP)
+    try:
+        validate_grid(cfg)
+    except ValueError as err:
+        engine.fail(str(err))
+    for kind in cfg.kinds:
+        shapes = jax.eval_shape(lambda k: init_ablation_model(k, kind, cfg.d_model, cfg.n_layers, cfg.N),
+                                jax.random.PRNGKey(0))  # fmt: skip
+        if count_params(shapes) > cfg.max_params:
+            engine.fail(f"--d-model/--n-layers/--N: the {kind} model has {count_params(shapes)} parameters, "
+                        f"above --max-params {cfg.max_params}")  # fmt: skip
+    out = Path(cfg.out)
+    results_path = out / "results.json"
+    if out.exists() and not out.is_dir():
+        engine.fail(f"--out: {out} is a file, not a directory")
+    if results_path.exists() and not (cfg.resume or cfg.overwrite):
+        engine.fail(f"--out: {out} already holds an ablation; continue it with --resume, replace it with "
+                    "--overwrite, or choose another --out")  # fmt: skip
+    if cfg.resume and not results_path.exists():
+        engine.fail(f"--resume: {out} holds no results.json; nothing to resume")
+    task = engine.load_data(lambda: load_task("smnist", cfg.data_dir, cfg.sample, cfg.limit_train,
+                                              cfg.limit_test))  # fmt: skip
+    data = {"train": {"x": jnp.asarray(task["x_train"]), "y": jnp.asarray(task["y_train"])},
+            "test": {"x": jnp.asarray(task["x_test"]), "y": jnp.asarray(task["y_test"])},
+            "source": task["source"]}  # fmt: skip
+    info = engine.run_info()
     print(f"device: {info['device']} ({info['device_kind']}); data: {task['source']}", flush=True)
-    for kind in args.kinds:
-        n = count_params(init_ablation_model(jax.random.PRNGKey(0), kind, args.d_model, args.n_layers, args.N))
-        if n > args.max_params:
-            raise SystemExit(f"--d-model/--n-layers/--N: the {kind} model has {n} parameters, above --max-params {args.max_params}")
-    config = {**vars(args), "command": "python -m s4lite.ablation " + " ".join(sys.argv[1:] if argv is None else argv), "data_source": task["source"], **info}
-    (out / "config.json").write_text(json.dumps(config, indent=1))
-    results, cache = [], {}
-    for seed in args.seeds:  # seed outermost: a run cut short still has every cell of the first seeds
-        for kind in args.kinds:
-            for dropout in args.dropouts:
-                for train_a in args.train_a:
-                    r = run_cell(data, kind, train_a == "trained", dropout, seed, args.epochs, args.batch_size, args.d_model, args.n_layers, args.N, args.lr, args.ssm_lr, args.conv, cache)
+    command = PROG + " " + " ".join(sys.argv[1:] if argv is None else argv)
+    config = {**engine.record_config(cfg), "command": command, "data_source": task["source"], **info}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        engine.write_json(out / "config.json", config)
+    except OSError as err:
+        engine.fail(f"--out: cannot write to {out} ({err.strerror or err})")
+    results = []
+    for seed in cfg.seeds:
+        for kind in cfg.kinds:
+            for dropout in cfg.dropouts:
+                for train_a in cfg.train_a:
+                    r = run_cell(cfg, data, kind, train_a, dropout, seed)
                     results.append(r)
-                    print(f"{kind:13s} A {train_a:7s} dropout {dropout:.2f} seed {seed}: test {r['final_test_acc']:.4f} train {r['final_train_acc']:.4f} ({r['n_params']} params, {r['history'][-1]['time']:.0f} s)", flush=True)
-                    (out / "results.json").write_text(json.dumps(results, indent=1))
+                    print(f"{kind:13s} A {train_a:7s} dropout {dropout:.2f} seed {seed}: test "
+                          f"{r['final_test_acc']:.4f} train {r['final_train_acc']:.4f} ({r['n_params']} params)",
+                          flush=True)  # fmt: skip
+                    engine.write_json(results_path, results)
     return {"config": config, "results": results}
 
 

@@ -316,7 +316,7 @@ def _read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
     return x, y
 
 
-def load_mnist_with_source(
+def load_mnist(
     split: Literal["train", "test"],
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = True,
@@ -324,7 +324,22 @@ def load_mnist_with_source(
     cache_dir: str | os.PathLike[str] | None = None,
     mirrors: Sequence[str] = MIRRORS,
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """:func:`load_mnist`, also returning a string that says which files were used."""
+    """Load one MNIST split: ``(images uint8 (n, 28, 28), labels uint8 (n,), source)``.
+
+    ``source`` says which files were used (``"official 60k (dir)"``, ``"train10k subset (dir)"``,
+    ``"official 10k test (downloaded to dir)"``). Looks in :func:`find_data_dir` (``data_dir``,
+    ``$S4LITE_DATA``, cache) and in the cache for the official files of ``split``, each verified
+    against :data:`MNIST_FILES`. A file with a wrong md5 is reported (``warnings.warn``) and never
+    used. Then, for ``split="train"`` only, when the official files are absent, the ``train10k-*``
+    subset (:data:`SUBSET_FILES`) is used (logged at INFO level). Otherwise, if ``download``, the
+    official files are downloaded from :data:`MIRRORS` into ``cache_dir`` (default
+    ``~/.cache/s4lite/mnist``).
+
+    Raises:
+        ValueError: ``split`` is not "train"/"test"; or a local file is corrupted and no good copy
+            could be had (``download`` False, or the download failed): the message says *corrupted*.
+        FileNotFoundError: no file at all; the message says how to provide the files.
+    """
     split = _choice("split", split, _SPLITS)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     found = find_data_dir(data_dir)
@@ -364,11 +379,11 @@ def load_mnist_with_source(
         if dirs
         else f"(no directory to look in: no data_dir given, ${ENV_VAR} unset, no cache yet)"
     )
+    corrupted = "corrupted MNIST file(s):\n  " + "\n  ".join(bad) + "\n"
     if bad and not download:
         raise ValueError(
-            "corrupted MNIST file(s), and download=False so they are not fetched again:\n  "
-            + "\n  ".join(bad)
-            + "\nReplace them with good copies, or delete them and call again with download=True."
+            corrupted + "download=False, so no fresh copy is fetched. Replace them with good copies, "
+            "or delete them and call again with download=True."
         )
     if download:
         try:
@@ -377,38 +392,13 @@ def load_mnist_with_source(
                     name, md5 = MNIST_FILES[key]
                     paths[i] = _download([m + name for m in mirrors], cache / name, md5)
         except RuntimeError as err:
+            if bad:
+                raise ValueError(corrupted + f"and the download of fresh copies failed: {err}") from err
             raise FileNotFoundError(f"MNIST {split} split not found {where}, and the download failed: {err}") from err
         x, y = _read_pair(paths[0], paths[1])
         return x, y, f"{official} (downloaded to {cache})"
 
     raise FileNotFoundError(f"MNIST {split} split not found {where}, and download=False.\n" + _advice())
-
-
-def load_mnist(
-    split: Literal["train", "test"],
-    data_dir: str | os.PathLike[str] | None = None,
-    download: bool = True,
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    mirrors: Sequence[str] = MIRRORS,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Load one MNIST split as ``(images uint8 (n, 28, 28), labels uint8 (n,))``.
-
-    Looks in :func:`find_data_dir` (``data_dir``, ``$S4LITE_DATA``, cache) and in the cache for the
-    official files of ``split``, each verified against :data:`MNIST_FILES`. A file with a wrong
-    md5 is reported (``warnings.warn``) and never used. Then, for ``split="train"`` only, when the
-    official files are absent, the ``train10k-*`` subset (:data:`SUBSET_FILES`) is used (logged at
-    INFO level; :func:`load_mnist_with_source` tells you which). Otherwise, if ``download``, the
-    official files are downloaded from :data:`MIRRORS` into ``cache_dir`` (default
-    ``~/.cache/s4lite/mnist``).
-
-    Raises:
-        ValueError: ``split`` is not "train"/"test"; or a local file is corrupted and ``download``
-            is False.
-        FileNotFoundError: nothing worked; the message says how to provide the files.
-    """
-    x, y, _ = load_mnist_with_source(split, data_dir, download, cache_dir=cache_dir, mirrors=mirrors)
-    return x, y
 
 
 def load_sample() -> dict[str, np.ndarray]:
@@ -525,8 +515,8 @@ def load_task(
         x_train, y_train, x_test, y_test = s["x_train"], s["y_train"], s["x_test"], s["y_test"]
         source = f"shipped sample ({len(y_train)} train / {len(y_test)} test digits, {SAMPLE_PATH.name})"
     else:
-        x_train, y_train, src_train = load_mnist_with_source("train", data_dir, download)
-        x_test, y_test, src_test = load_mnist_with_source("test", data_dir, download)
+        x_train, y_train, src_train = load_mnist("train", data_dir, download)
+        x_test, y_test, src_test = load_mnist("test", data_dir, download)
         source = f"{src_train}; test: {src_test}"
     x_train, y_train = x_train[:limit_train], y_train[:limit_train]
     x_test, y_test = x_test[:limit_test], y_test[:limit_test]

@@ -16,12 +16,11 @@ Run it: ``python -m s4lite.generation --help``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 import time
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .model import count_params, init_model, init_recurrent, sequence_outputs, step_outputs
+from . import engine
+from .data import SEQ_LEN
+from .engine import TrainConfig, option
+from .model import DEFAULT, Backend, init_model, init_recurrent, sequence_outputs, step_outputs
 
 Array = jax.Array
 LEVELS = 256
 START = 0.0  # the input before the first pixel
+PROG = "python -m s4lite.generation"
 
 
 def encode(pixels: Array) -> Array:
@@ -49,10 +52,96 @@ def shift_right(pixels: Array) -> Array:
     return jnp.concatenate([start, x[:, :-1]], axis=1)
 
 
-def nll(params: dict[str, Any], pixels: Array, key: Array | None = None, rate: float = 0.0, conv: str = "fft") -> Array:
+def nll(
+    params: dict[str, Any],
+    pixels: Array,
+    key: Array | None = None,
+    rate: float = 0.0,
+    backend: Backend = DEFAULT,
+) -> Array:
     """Mean negative log-likelihood per pixel, in nats, of ``pixels (B, L)`` (int)."""
-    logits = sequence_outputs(params, shift_right(pixels), key, rate, conv)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, pixels.astype(jnp.int32)).mean()
+    return jnp.mean(nll_per_sequence(params, pixels, key, rate, backend))
+
+
+def nll_per_sequence(
+    params: dict[str, Any],
+    pixels: Array,
+    key: Array | None = None,
+    rate: float = 0.0,
+    backend: Backend = DEFAULT,
+) -> Array:
+    """Mean NLL per pixel of each sequence, ``(B,)`` nats."""
+    logits = sequence_outputs(params, shift_right(pixels), key, rate, backend)
+    targets = pixels.astype(jnp.int32)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean(axis=-1)
+
+
+@dataclass
+class GenerationConfig(TrainConfig):
+    """The run configuration of the generator (other defaults, five more options)."""
+
+    epochs: int = option(30, "passes over the training data", check="int>=1")
+    batch_size: int = option(64, "training examples per step", check="int>=1")
+    lr: float = option(2e-3, "peak learning rate of the non-SSM parameters", check=">=0")
+    weight_decay: float = option(0.0, "AdamW weight decay of the non-SSM parameters", check=">=0")
+    dropout: float = option(0.0, "dropout rate after the SSM and after the GLU", check="[0,1)")
+    eval_batch: int = option(500, "test sequences per evaluation batch", check="int>=1")
+    out: str = option("runs/generation", "run directory")
+    length: int = option(SEQ_LEN, "pixels per sequence (784 = whole digit)", check="int>=1")
+    n_samples: int = option(64, "digits sampled (completions and unconditional)", check="int>=1")
+    speed_steps: int = option(32, "pixels generated when timing the convolution way", check="int>=1")
+    load: str | None = option(None, "an earlier run's directory: reuse its parameters and history, skip training")
+
+
+SKIP = ("task", "augment", "ema", "kernel")
+ARCHITECTURE = ("ssm", "init", "discretization", "d_model", "n_layers", "N", "length")
+
+
+def pixel_task(cfg: GenerationConfig, train: Array, test: Array, backend: Backend) -> engine.Task:
+    """Next-pixel prediction with the deep model of ``cfg`` (256 grey levels out)."""
+    init_layer = engine.init_layer_fn(cfg)
+
+    def init(key):
+        return init_model(key, 1, LEVELS, cfg.d_model, cfg.n_layers, cfg.N, init_layer=init_layer)
+
+    def loss(params, batch, key):
+        return nll(params, batch["x"], key, cfg.dropout, backend), {}
+
+    def evaluate(params, batch):
+        return {"nll": nll_per_sequence(params, batch["x"], backend=backend)}
+
+    return engine.Task("generation", init, loss, evaluate, {"x": train}, {"x": test}, loss_name="nll")
+
+
+def load_run(run_dir: str | Path, cfg: GenerationConfig, argv: list[str]) -> tuple[dict, GenerationConfig, dict]:
+    """Parameters, architecture and records of an earlier run; a contradicting option is refused."""
+    run_dir = Path(run_dir)
+    legacy = not (run_dir / engine.CHECKPOINT).exists() and (run_dir / "params.safetensors").exists()
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        trained_by = json.loads((run_dir / "config.json").read_text())
+        if legacy:  # a run of the first version: architecture in config.json, leaves in tree order
+            recorded = {"ssm": "s4", "init": "legs", "discretization": "bilinear", **trained_by}
+        else:
+            tensors, meta = engine.read_checkpoint(run_dir / engine.CHECKPOINT)
+            recorded = meta["config"]
+    except (engine.CheckpointError, OSError, json.JSONDecodeError) as err:
+        engine.fail(f"--load: {err}")
+    given = {name for name in ARCHITECTURE if any(a.split("=")[0] == engine.flag(name) for a in argv)}
+    clash = [f"{engine.flag(n)} {getattr(cfg, n)} (the run has {recorded[n]})"
+             for n in sorted(given) if getattr(cfg, n) != recorded[n]]  # fmt: skip
+    if clash:
+        engine.fail(f"--load: the architecture is read from {run_dir}; these options contradict it: " + ", ".join(clash))
+    cfg = GenerationConfig(**{**engine.record_config(cfg), **{n: recorded[n] for n in ARCHITECTURE}})
+    template = jax.eval_shape(lambda k: pixel_task(cfg, None, None, DEFAULT).init(k), jax.random.PRNGKey(0))
+    try:
+        if legacy:
+            params = load_params(run_dir / "params.safetensors", cfg.d_model, cfg.n_layers, cfg.N)
+        else:
+            params = engine.unflatten(template, "params", tensors, run_dir / engine.CHECKPOINT)
+    except (engine.CheckpointError, ValueError, OSError) as err:
+        engine.fail(f"--load: {err}")
+    return params, cfg, {"metrics": metrics, "config": trained_by}
 
 
 def generate(
@@ -82,7 +171,7 @@ def generate(
     return pixels.T, jnp.swapaxes(logits, 0, 1)
 
 
-_all_logits = jax.jit(sequence_outputs)
+_all_logits = jax.jit(sequence_outputs)  # default backend
 
 
 def generate_by_convolution(params: dict[str, Any], key: Array, batch: int, steps: int, length: int) -> Array:
@@ -96,155 +185,102 @@ def generate_by_convolution(params: dict[str, Any], key: Array, batch: int, step
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from safetensors.numpy import save_file
-
+    """Train (or ``--load``), check RNN == CNN, sample, and time the two ways of generating."""
     from .data import load_mnist, load_sample
-    from .train import run_info
 
-    ap = argparse.ArgumentParser(prog="python -m s4lite.generation", description="Autoregressive sMNIST: train (CNN view), sample (RNN view).")
-    ap.add_argument("--d-model", type=int, default=128)
-    ap.add_argument("--n-layers", type=int, default=4)
-    ap.add_argument("--N", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--ssm-lr", type=float, default=1e-3)
-    ap.add_argument("--dropout", type=float, default=0.0)
-    ap.add_argument("--conv", choices=["fft", "toeplitz"], default="fft", help="convolution used in training")
-    ap.add_argument("--length", type=int, default=784, help="pixels per sequence (784 = whole digit)")
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--sample", action="store_true", help="use the shipped sample (CPU demos)")
-    ap.add_argument("--limit-train", type=int, default=None)
-    ap.add_argument("--limit-test", type=int, default=None)
-    ap.add_argument("--n-samples", type=int, default=64)
-    ap.add_argument("--speed-steps", type=int, default=32, help="pixels generated when timing the convolution way")
-    ap.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="runs/generation")
-    ap.add_argument("--load", default=None, help="an earlier run's directory: skip training, reuse its parameters and NLL history, redo the checks and sampling")
-    args = ap.parse_args(argv)
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    info = run_info()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cfg = engine.parse(GenerationConfig, PROG, "Autoregressive sMNIST: train (CNN), sample (RNN).", argv, SKIP)
+    if cfg.length > SEQ_LEN:
+        engine.fail(f"--length: expected at most {SEQ_LEN} pixels, got {cfg.length}")
+    earlier = None
+    if cfg.load is not None:
+        params, cfg, earlier = load_run(cfg.load, cfg, argv)
+    out = engine.prepare_out(cfg)
+    info = engine.run_info()
     print(f"device: {info['device']} ({info['device_kind']})", flush=True)
-    if args.sample:
-        s = load_sample()
-        xtr, xte, source = s["x_train"], s["x_test"], "shipped sample"
+
+    def load():
+        if cfg.sample:
+            s = load_sample()
+            return s["x_train"], s["x_test"], "shipped sample"
+        (xtr, _, src_train), (xte, _, src_test) = (load_mnist(split, cfg.data_dir) for split in ("train", "test"))
+        return xtr, xte, f"{src_train}; test: {src_test}"
+
+    xtr, xte, source = engine.load_data(load)
+    L = cfg.length
+    train = jnp.asarray(xtr.reshape(len(xtr), -1)[: cfg.limit_train, :L])
+    test = jnp.asarray(xte.reshape(len(xte), -1)[: cfg.limit_test, :L])
+    backend = engine.resolve(cfg)
+    command = PROG + " " + " ".join(argv)
+    if earlier is None:
+        task = pixel_task(cfg, train, test, backend)
+        task.source = source
+        result = engine.fit(cfg, task, command=command, prog=PROG)
+        params, history = result.params, result.history
+        for row in history:
+            row["test_bits_per_pixel"] = row["test_nll"] / math.log(2)
+        config = json.loads((out / "config.json").read_text())
     else:
-        xtr, _ = load_mnist("train", args.data_dir)
-        xte, _ = load_mnist("test", args.data_dir)
-        source = "MNIST train (10k subset where that is what the data dir holds) / official test"
-    L = args.length
-    train = jnp.asarray(xtr.reshape(len(xtr), -1)[: args.limit_train, :L])
-    test = jnp.asarray(xte.reshape(len(xte), -1)[: args.limit_test, :L])
+        history = earlier["metrics"]["history"]
+        config = {**engine.record_config(cfg), "command": command, "data_source": source, **info,
+                  "trained_by": earlier["config"]}  # fmt: skip
+        engine.write_json(out / "config.json", config)
+    train_time = history[-1]["train_time"] if history else 0.0
+    metrics = sample_and_time(cfg, params, test, history, train_time)
+    engine.write_json(out / "metrics.json", metrics)
+    return metrics
 
-    from .train import make_optimizer
 
-    targs = argparse.Namespace(lr=args.lr, ssm_lr=args.ssm_lr, weight_decay=0.0, warmup_frac=0.05)
-    steps = train.shape[0] // args.batch_size
-    if steps < 1:
-        raise SystemExit(f"--batch-size: {args.batch_size} is larger than the {train.shape[0]} training digits")
-    params = init_model(jax.random.PRNGKey(args.seed), 1, LEVELS, args.d_model, args.n_layers, args.N)
-    opt = make_optimizer(targs, steps * args.epochs, params)
-    opt_state = opt.init(params)
-
-    @partial(jax.jit, donate_argnums=(0, 1))
-    def train_step(params, opt_state, idx, key):
-        loss, grads = jax.value_and_grad(nll)(params, train[idx], key, args.dropout, args.conv)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    test_nll_fn = jax.jit(lambda p, x: nll(p, x, conv=args.conv))
-
-    def test_nll(params) -> float:
-        eb = min(500, test.shape[0])
-        return float(np.mean([test_nll_fn(params, test[i : i + eb]) for i in range(0, test.shape[0] - eb + 1, eb)]))
-
-    config = {**vars(args), "command": "python -m s4lite.generation " + " ".join(sys.argv[1:] if argv is None else argv), "data_source": source, "n_params": count_params(params), **info}
-    (out / "config.json").write_text(json.dumps(config, indent=1))
-    history, t_train = [], 0.0
-    key = jax.random.PRNGKey(args.seed + 1)
-    if args.load is not None:
-        params = load_params(Path(args.load) / "params.safetensors", args.d_model, args.n_layers, args.N)
-        earlier = json.loads((Path(args.load) / "metrics.json").read_text())
-        history, t_train = earlier["history"], earlier["train_time_s"]
-        config["trained_by"] = json.loads((Path(args.load) / "config.json").read_text())
-        (out / "config.json").write_text(json.dumps(config, indent=1))
-    for epoch in range(0 if args.load is None else args.epochs, args.epochs):
-        t0 = time.perf_counter()
-        k_epoch = jax.random.fold_in(key, epoch)
-        order = jax.random.permutation(k_epoch, train.shape[0])
-        total = jnp.zeros(())
-        for s in range(steps):
-            idx = jax.lax.dynamic_slice(order, (s * args.batch_size,), (args.batch_size,))
-            params, opt_state, loss = train_step(params, opt_state, idx, jax.random.fold_in(k_epoch, s + 1))
-            total = total + loss
-        train_nll = float(total) / steps
-        t_train += time.perf_counter() - t0
-        if not math.isfinite(train_nll):
-            raise SystemExit(f"training diverged in epoch {epoch + 1} (NLL {train_nll}); try a smaller --lr")
-        row = {"epoch": epoch + 1, "train_nll": train_nll, "test_nll": test_nll(params), "train_time": t_train}
-        row["test_bits_per_pixel"] = row["test_nll"] / math.log(2)
-        history.append(row)
-        print(f"epoch {epoch + 1:3d}  train NLL {train_nll:.4f}  test NLL {row['test_nll']:.4f} nats = {row['test_bits_per_pixel']:.4f} bits/pixel", flush=True)
-        if args.time_budget is not None and t_train >= args.time_budget:
-            break
-
-    # RNN == CNN check on a test sequence, then sampling in RNN mode.
+def sample_and_time(cfg: GenerationConfig, params: Any, test: Array, history: list, train_time: float) -> dict:
+    """RNN == CNN on two test digits, completions, unconditional samples, and the two speeds."""
+    L = cfg.length
     forms, _ = init_recurrent(params, L)
+    key = jax.random.PRNGKey(cfg.seed + 1)
+    gen = jax.jit(generate, static_argnums=(4,))
     with jax.default_matmul_precision("highest"):
         cnn = sequence_outputs(params, shift_right(test[:2]))
-        _, rnn = jax.jit(generate, static_argnums=(4,))(params, forms, key, test[:2], L)
-    diff = float(jnp.max(jnp.abs(cnn - rnn)))
-    scale = float(jnp.max(jnp.abs(cnn)))
+        _, rnn = gen(params, forms, key, test[:2], L)
+    diff, scale = float(jnp.max(jnp.abs(cnn - rnn))), float(jnp.max(jnp.abs(cnn)))
     print(f"RNN vs CNN logits on 2 test digits: max |diff| = {diff:.2e} (max |logit| {scale:.1f})", flush=True)
-
-    B = args.n_samples
-    gen = jax.jit(generate, static_argnums=(4,))
-    half = L // 2
-    k_c, k_u, k_s = jax.random.split(jax.random.PRNGKey(args.seed + 2), 3)
+    B, half = cfg.n_samples, L // 2
+    k_c, k_u, k_s = jax.random.split(jax.random.PRNGKey(cfg.seed + 2), 3)
     originals = test[:B]
     completions, _ = gen(params, forms, k_c, originals[:, :half], L)
     unconditional, _ = gen(params, forms, k_u, jnp.zeros((B, 0), jnp.int32), L)
     jax.block_until_ready(unconditional)
     t0 = time.perf_counter()
-    timed, _ = gen(params, forms, k_s, jnp.zeros((B, 0), jnp.int32), L)
-    jax.block_until_ready(timed)
+    jax.block_until_ready(gen(params, forms, k_s, jnp.zeros((B, 0), jnp.int32), L))
     rnn_pixels_per_s = B * L / (time.perf_counter() - t0)
     generate_by_convolution(params, k_s, B, 2, L)  # compile
     t0 = time.perf_counter()
-    jax.block_until_ready(generate_by_convolution(params, k_s, B, args.speed_steps, L))
-    conv_pixels_per_s = B * args.speed_steps / (time.perf_counter() - t0)
-    print(f"generation speed, batch {B}: RNN {rnn_pixels_per_s:,.0f} pixels/s, re-running the convolution {conv_pixels_per_s:,.0f} pixels/s", flush=True)
-
-    metrics = {
-        "history": history,
-        "final_test_nll_nats": history[-1]["test_nll"],
-        "final_test_bits_per_pixel": history[-1]["test_bits_per_pixel"],
-        "rnn_vs_cnn_max_abs_diff": diff,
-        "rnn_vs_cnn_max_abs_logit": scale,
-        "rnn_pixels_per_s": rnn_pixels_per_s,
-        "conv_pixels_per_s": conv_pixels_per_s,
-        "speed_batch": B,
-        "conv_speed_steps": args.speed_steps,
-        "train_time_s": t_train,
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    jax.block_until_ready(generate_by_convolution(params, k_s, B, cfg.speed_steps, L))
+    conv_pixels_per_s = B * cfg.speed_steps / (time.perf_counter() - t0)
+    print(f"generation speed, batch {B}: RNN {rnn_pixels_per_s:,.0f} pixels/s, re-running the convolution "
+          f"{conv_pixels_per_s:,.0f} pixels/s", flush=True)  # fmt: skip
     np.savez_compressed(
-        out / "samples.npz",
+        Path(cfg.out) / "samples.npz",
         originals=np.asarray(originals, np.uint8),
         completions=np.asarray(completions, np.uint8),
         unconditional=np.asarray(unconditional, np.uint8),
         prefix_length=np.asarray(half),
     )
-    flat = {f"{i:04d}": np.asarray(x) for i, x in enumerate(jax.tree_util.tree_leaves(params))}
-    save_file(flat, str(out / "params.safetensors"), metadata={"config": json.dumps({k: config[k] for k in ("d_model", "n_layers", "N", "length")})})
-    return metrics
+    return {
+        "history": history,
+        "final_test_nll_nats": history[-1]["test_nll"],
+        "final_test_bits_per_pixel": history[-1]["test_nll"] / math.log(2),
+        "rnn_vs_cnn_max_abs_diff": diff,
+        "rnn_vs_cnn_max_abs_logit": scale,
+        "rnn_pixels_per_s": rnn_pixels_per_s,
+        "conv_pixels_per_s": conv_pixels_per_s,
+        "speed_batch": B,
+        "conv_speed_steps": cfg.speed_steps,
+        "train_time_s": train_time,
+    }
 
 
 def load_params(path: str | Path, d_model: int, n_layers: int, N: int) -> dict[str, Any]:
-    """Parameters saved by :func:`main` (safetensors, leaves in tree order) back into the model's tree."""
+    """Parameters from a ``params.safetensors`` of the first generation runs (leaves in tree order;
+    the architecture must be given). Runs made since keep them in their checkpoint: :func:`load_run`."""
     from safetensors.numpy import load_file
 
     template = init_model(jax.random.PRNGKey(0), 1, LEVELS, d_model, n_layers, N)

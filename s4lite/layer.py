@@ -29,7 +29,7 @@ Only one state of each conjugate pair is stored (N/2 numbers); the layer is a re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -67,6 +67,24 @@ def hippo_half(N: int, measure: str = "legs") -> tuple[np.ndarray, np.ndarray, n
     return Lambda[keep], P[keep], B[keep]
 
 
+def _init_s4_args(
+    key: Array,
+    H: int,
+    N: int = 64,
+    dt_min: float = 1e-3,
+    dt_max: float = 1e-1,
+    measure: str = "legs",
+) -> tuple:
+    H = _check.length("H", H)
+    _check.positive("dt_min", dt_min)
+    _check.positive("dt_max", dt_max)
+    if dt_min > dt_max:
+        raise ValueError(f"dt_min: expected dt_min <= dt_max, got {dt_min} > {dt_max}")
+    hippo_half(N, measure)  # checks N and measure
+    return key, H, N, dt_min, dt_max, measure
+
+
+@_check.checked(_init_s4_args)
 def init_s4(
     key: Array,
     H: int,
@@ -75,74 +93,81 @@ def init_s4(
     dt_max: float = 1e-1,
     measure: str = "legs",
 ) -> Params:
-    """Initialize the parameters of an S4 layer with ``H`` channels and state size ``N`` (HiPPO-LegS)."""
-    H = _check.length("H", H)
-    _check.positive("dt_min", dt_min)
-    _check.positive("dt_max", dt_max)
-    if dt_min > dt_max:
-        raise ValueError(f"dt_min: expected dt_min <= dt_max, got {dt_min} > {dt_max}")
+    """Parameters of an S4 layer: ``H`` channels, state size ``N``, HiPPO ``measure``.
+
+    Every channel starts from the same HiPPO SSM; log Δ is uniform in
+    [log dt_min, log dt_max] and C̃ is Gaussian.
+    """
     Lambda, P, B = hippo_half(N, measure)
     k_step, k_c = jax.random.split(key)
-    tile = lambda a: np.tile(a[None], (H,) + (1,) * a.ndim)  # noqa: E731
-    log_step = jax.random.uniform(k_step, (H,), minval=np.log(dt_min), maxval=np.log(dt_max))
+    def tile(a):  # the same values for every channel
+        return jnp.asarray(np.tile(a[None], (H,) + (1,) * a.ndim), jnp.float32)
+
+    log_dt_range = dict(minval=np.log(dt_min), maxval=np.log(dt_max))
+    log_dt = jax.random.uniform(k_step, (H,), **log_dt_range)
     Ct = jax.random.normal(k_c, (H, N // 2, 2)) * np.sqrt(0.5)
     return {
-        "log_neg_re": jnp.asarray(tile(np.log(-Lambda.real)), jnp.float32),
-        "im": jnp.asarray(tile(Lambda.imag), jnp.float32),
-        "P": jnp.asarray(tile(_to_pair(P)), jnp.float32),
-        "B": jnp.asarray(tile(_to_pair(B)), jnp.float32),
+        "log_neg_re": tile(np.log(-Lambda.real)),
+        "im": tile(Lambda.imag),
+        "P": tile(_to_pair(P)),
+        "B": tile(_to_pair(B)),
         "Ct": Ct.astype(jnp.float32),
-        "log_step": log_step.astype(jnp.float32),
+        "log_step": log_dt.astype(jnp.float32),
         "D": jnp.ones((H,), jnp.float32),
     }
 
 
 def ssm_parts(params: Params) -> tuple[Array, Array, Array, Array, Array]:
-    """Complex ``(Lambda, P, B, Ct)`` of shape ``(H, N/2)`` and ``step (H,)`` from the stored parameters."""
+    """Complex ``(Lambda, P, B, Ct)``, each ``(H, N/2)``, and ``step (H,)``."""
     Lambda = jax.lax.complex(-jnp.exp(params["log_neg_re"]), params["im"])
-    return Lambda, _complex(params["P"]), _complex(params["B"]), _complex(params["Ct"]), jnp.exp(params["log_step"])
+    P, B, Ct = (_complex(params[k]) for k in ("P", "B", "Ct"))
+    return Lambda, P, B, Ct, jnp.exp(params["log_step"])
 
 
-KERNELS = ("auto", "xla", "pallas")
+def _s4_kernel_args(params: Params, L: int) -> tuple:
+    return params, _check.length("L", L)
 
 
-def resolve_kernel(kernel: str) -> str:
-    """``"auto"`` → ``"pallas"`` on a GPU (the fused Triton kernel), ``"xla"`` elsewhere."""
-    kernel = _check.choice("kernel", kernel, KERNELS)
-    if kernel == "auto":
-        return "pallas" if jax.default_backend() == "gpu" else "xla"
-    return kernel
-
-
-def s4_kernel(params: Params, L: int, kernel: str = "auto") -> Array:
+@_check.checked(_s4_kernel_args)
+def s4_kernel(params: Params, L: int) -> Array:
     """The H convolution kernels, real ``(H, L)`` (Theorem 3 with conjugate symmetry).
 
-    ``kernel`` picks the implementation of the Cauchy sums (both compute the same numbers):
-    ``"xla"`` — :func:`~s4lite.kernel.kernel_dplr_conj` vmapped over H (real-arithmetic Cauchy
-    matrices, materialized); ``"pallas"`` — :func:`~s4lite.cauchy_pallas.kernel_dplr_conj_fused`
-    (one fused Triton kernel forward and one backward; on a CPU it runs in Pallas's slow
-    interpreter); ``"auto"`` — Pallas on a GPU, XLA elsewhere.
+    :func:`~s4lite.kernel.kernel_dplr_conj` (real-arithmetic Cauchy matrices) mapped
+    over the H channels; :func:`s4_kernel_fused` gives the same numbers in one kernel.
     """
-    L = _check.length("L", L)
     Lambda, P, B, Ct, step = ssm_parts(params)
-    if resolve_kernel(kernel) == "pallas":
-        from .cauchy_pallas import kernel_dplr_conj_fused
+    per_channel = jax.vmap(kernel_dplr_conj, in_axes=(0, 0, 0, 0, 0, None))
+    return per_channel(Lambda, P, B, Ct, step, L)
 
-        return kernel_dplr_conj_fused(Lambda, P, B, Ct, step, L)
-    return jax.vmap(kernel_dplr_conj, in_axes=(0, 0, 0, 0, 0, None))(Lambda, P, B, Ct, step, L)
+
+@_check.checked(_s4_kernel_args)
+def s4_kernel_fused(params: Params, L: int) -> Array:
+    """:func:`s4_kernel` with the Cauchy sums in one Pallas kernel, ``(H, L)``.
+
+    :func:`~s4lite.cauchy_pallas.kernel_dplr_conj_fused`: one fused Triton kernel
+    forward and one backward on a GPU of compute capability >= 8.0; elsewhere
+    Pallas's (slow) interpreter.
+    """
+    from .cauchy_pallas import kernel_dplr_conj_fused
+
+    Lambda, P, B, Ct, step = ssm_parts(params)
+    return kernel_dplr_conj_fused(Lambda, P, B, Ct, step, L)
 
 
 def fft_length(L: int) -> int:
     """FFT length for a linear (non-circular) convolution of two length-L signals.
 
-    At least 2L − 1 so nothing wraps around; rounded up to a power of two, which measured faster on
-    the H200 than 2L itself for L = 784 (``artifacts/bench/step_variants_gpu.json``).
+    At least 2L − 1 so nothing wraps around, rounded up to a power of two (a fast FFT size; the
+    comparison with other sizes is in ``artifacts/bench/README.md``).
     """
     return 1 << (2 * L - 1).bit_length()
 
 
 def fft_conv(u: Array, K: Array) -> Array:
-    """Causal convolution of every channel: ``u (..., L, H)``, ``K (H, L)`` → ``(..., L, H)`` (FFT, zero padded)."""
+    """Causal convolution of every channel by FFT (zero padded).
+
+    ``u (..., L, H)``, ``K (H, L)`` → ``(..., L, H)``.
+    """
     L = u.shape[-2]
     n = fft_length(L)
     u_f = jnp.fft.rfft(jnp.swapaxes(u, -1, -2), n=n)  # (..., H, n/2+1)
@@ -172,11 +197,11 @@ def diagonal_sums(M: Array) -> Array:
 
 @jax.custom_vjp
 def toeplitz_conv(u: Array, K: Array) -> Array:
-    """Causal convolution as a batched matrix product: ``y[b, :, h] = T_h u[b, :, h]`` (``u (B, L, H)``).
+    """Causal convolution as a batched matrix product: ``y[b, :, h] = T_h u[b, :, h]``.
 
-    O(L²) work instead of O(L log L), but it runs on the matrix units: for L ≈ 10³ on a GPU it can beat
-    the FFT (see ``benchmarks/step_variants.py``). The backward pass is written by hand so the
-    gradient of K is a sum along diagonals rather than a scatter.
+    ``u (B, L, H)``. O(L²) work instead of O(L log L), but on the matrix units
+    (timings against the FFT: ``artifacts/bench/README.md``). The backward pass is
+    written by hand so the gradient of K is a sum along diagonals, not a scatter.
     """
     return jnp.einsum("hij,bjh->bih", toeplitz_matrix(K), u)
 
@@ -213,7 +238,7 @@ def toeplitz_conv_bf16(u: Array, K: Array) -> Array:
     """:func:`toeplitz_conv` with the three matrix products in bfloat16 (float32 sums): faster, less exact.
 
     Relative error about 1e-3 (bfloat16 keeps 8 bits of mantissa); the kernel K itself is still
-    computed in float32. Measured, not assumed: see ``benchmarks/step_variants.py``.
+    computed in float32.
     """
     return _bf16_matmul("hij,bjh->bih", toeplitz_matrix(K), u).astype(u.dtype)
 
@@ -235,23 +260,32 @@ toeplitz_conv_bf16.defvjp(_toeplitz_bf16_fwd, _toeplitz_bf16_bwd)
 CONVOLUTIONS = {"fft": fft_conv, "toeplitz": toeplitz_conv, "toeplitz_bf16": toeplitz_conv_bf16}
 
 
-def s4_apply(params: Params, u: Array, conv: str = "fft", kernel: str = "auto") -> Array:
-    """The S4 layer in convolution mode: ``u (..., L, H)`` → ``y (..., L, H)``, y = K̄ * u + D u.
-
-    ``conv`` picks how the causal convolution is computed: ``"fft"`` (:func:`fft_conv`),
-    ``"toeplitz"`` (:func:`toeplitz_conv`, for ``u`` of shape ``(B, L, H)``) — both give the same
-    result — or ``"toeplitz_bf16"`` (:func:`toeplitz_conv_bf16`: bfloat16 products, ~1e-3 relative error).
-    ``kernel`` picks how K̄ is computed (see :func:`s4_kernel`).
-    """
+def _s4_apply_args(
+    params: Params, u: Any, kernel: Callable = s4_kernel, conv: Callable = fft_conv
+) -> tuple:
     u = _check.as_array("u", u)
     H = params["D"].shape[0]
     if u.ndim < 2 or u.shape[-1] != H:
         raise ValueError(f"u: expected shape (..., L, H) with H={H}, got {u.shape}")
-    conv = _check.choice("conv", conv, tuple(CONVOLUTIONS))
-    if conv.startswith("toeplitz") and u.ndim != 3:
+    if not callable(conv) or not callable(kernel):
+        raise ValueError(f"conv: expected functions kernel(params, L) and conv(u, K), got {conv!r}")
+    if conv in (toeplitz_conv, toeplitz_conv_bf16) and u.ndim != 3:
         raise ValueError(f"u: the toeplitz convolution expects shape (B, L, H), got {u.shape}")
-    K = s4_kernel(params, u.shape[-2], kernel)
-    return CONVOLUTIONS[conv](u, K.astype(u.dtype)) + params["D"] * u
+    return params, u, kernel, conv
+
+
+@_check.checked(_s4_apply_args)
+def s4_apply(
+    params: Params, u: Array, kernel: Callable = s4_kernel, conv: Callable = fft_conv
+) -> Array:
+    """The S4 layer in convolution mode, y = K̄ * u + D u, ``(..., L, H)`` → same.
+
+    ``kernel(params, L)`` computes K̄ (:func:`s4_kernel`, :func:`s4_kernel_fused`);
+    ``conv(u, K)`` is the causal convolution (:func:`fft_conv`, :func:`toeplitz_conv`,
+    :func:`toeplitz_conv_bf16`).
+    """
+    K = kernel(params, u.shape[-2])
+    return conv(u, K.astype(u.dtype)) + params["D"] * u
 
 
 # ----------------------------------------------------------------------------------------------
@@ -268,12 +302,8 @@ def c_from_ctilde(Lambda: Any, P: Any, Ct: Any, step: Any, L: int) -> np.ndarray
     r"""Solve :math:`C (I - \bar A^L) = \tilde C` for C, in float64 on the host, one channel at a time.
 
     ``Lambda, P, Ct`` are the full ``(H, N)`` conjugate-closed arrays, ``step (H,)``. It is a one-off
-    set-up, so it is done in float64 on the host: exact enough whatever the device's matmul precision.
-    (A first version did it in float32 on the GPU, where JAX's default matmul precision is TF32; on a
-    trained generator the RNN logits then differed from the CNN's by 0.97 for a largest logit of 30.4.
-    Replayed in float32 on a CPU the same set-up is off by only 7e-4, and I − Ā^L is well conditioned
-    there (κ ≤ 6), so reduced-precision products in ``matrix_power`` are the likely cause — likely, not
-    verified on the GPU.)
+    set-up, so it is done in float64 on the host: exact enough whatever the device's matmul
+    precision (why that matters: ``artifacts/generation/README.md``).
     """
     Lambda, P, Ct, step = (np.asarray(x, np.complex128) for x in (Lambda, P, Ct, step))
     H, N = Lambda.shape

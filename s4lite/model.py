@@ -14,24 +14,62 @@ Parameters are nested dicts/lists of arrays; every function here is pure.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import _check
-from .layer import Params, init_s4, recurrent_form, s4_apply, s4_step
+from .layer import Params, fft_conv, init_s4, recurrent_form, s4_apply, s4_kernel, s4_step
 
 Array = jax.Array
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How the sequence layers compute: ``kernel(params, L) -> (H, L)`` and ``conv(u, K) -> y``.
+
+    Chosen once where a run starts (:func:`s4lite.engine.resolve`) and handed to the model; the
+    default is the XLA kernel and the FFT convolution. Hashable, so it can be a static argument.
+    """
+
+    kernel: Callable[[Params, int], Array] = s4_kernel
+    conv: Callable[[Array, Array], Array] = fft_conv
+
+
+DEFAULT = Backend()
 
 
 def _dense(key: Array, d_in: int, d_out: int) -> Params:
     """A linear map with LeCun-uniform weights ``W (d_in, d_out)`` and zero bias."""
     bound = 1.0 / np.sqrt(d_in)
-    return {"W": jax.random.uniform(key, (d_in, d_out), minval=-bound, maxval=bound), "b": jnp.zeros((d_out,))}
+    W = jax.random.uniform(key, (d_in, d_out), minval=-bound, maxval=bound)
+    return {"W": W, "b": jnp.zeros((d_out,))}
 
 
+def _init_model_args(
+    key: Array,
+    d_input: int = 1,
+    d_output: int = 10,
+    d_model: int = 128,
+    n_layers: int = 4,
+    N: int = 64,
+    dt_min: float = 1e-3,
+    dt_max: float = 1e-1,
+    measure: str = "legs",
+    init_layer: Callable | None = None,
+) -> tuple:
+    sizes = {"d_input": d_input, "d_output": d_output, "d_model": d_model, "n_layers": n_layers}
+    for name, v in sizes.items():
+        _check.length(name, v)
+    if init_layer is None:  # S4 with HiPPO (init_s4 checks N, dt_min, dt_max and measure)
+        init_layer = lambda k, H, N_: init_s4(k, H, N_, dt_min, dt_max, measure)  # noqa: E731
+    return key, d_input, d_output, d_model, n_layers, N, dt_min, dt_max, measure, init_layer
+
+
+@_check.checked(_init_model_args)
 def init_model(
     key: Array,
     d_input: int = 1,
@@ -42,20 +80,22 @@ def init_model(
     dt_min: float = 1e-3,
     dt_max: float = 1e-1,
     measure: str = "legs",
+    init_layer: Callable | None = None,
 ) -> dict[str, Any]:
-    """Parameters of the deep S4 model."""
-    for name, v in (("d_input", d_input), ("d_output", d_output), ("d_model", d_model), ("n_layers", n_layers)):
-        _check.length(name, v)
+    """Parameters of the deep model.
+
+    ``init_layer(key, H, N)`` makes each sequence layer (default:
+    :func:`~s4lite.layer.init_s4` with ``dt_min``, ``dt_max``, ``measure``).
+    """
     keys = jax.random.split(key, 2 + 2 * n_layers)
-    layers = []
-    for i in range(n_layers):
-        layers.append(
-            {
-                "norm": {"scale": jnp.ones((d_model,)), "bias": jnp.zeros((d_model,))},
-                "s4": init_s4(keys[2 + 2 * i], d_model, N, dt_min, dt_max, measure),
-                "mix": _dense(keys[3 + 2 * i], d_model, 2 * d_model),
-            }
-        )
+    layers = [
+        {
+            "norm": {"scale": jnp.ones((d_model,)), "bias": jnp.zeros((d_model,))},
+            "s4": init_layer(keys[2 + 2 * i], d_model, N),
+            "mix": _dense(keys[3 + 2 * i], d_model, 2 * d_model),
+        }
+        for i in range(n_layers)
+    ]
     return {
         "encoder": _dense(keys[0], d_input, d_model),
         "layers": layers,
@@ -75,11 +115,20 @@ def layer_norm(p: Params, x: Array, eps: float = 1e-5) -> Array:
     return (x - mean) * jax.lax.rsqrt(var + eps) * p["scale"] + p["bias"]
 
 
-def dropout(key: Array | None, x: Array, rate: float) -> Array:
-    """Inverted dropout (identity when ``key`` is None or ``rate`` is 0); ``rate`` must lie in [0, 1)."""
-    if not 0.0 <= rate < 1.0:
+def _dropout_args(key: Array | None, x: Array, rate: Any) -> tuple:
+    if _check.is_concrete(rate) and not 0.0 <= float(rate) < 1.0:
         raise ValueError(f"rate: expected a dropout rate in [0, 1), got {rate!r}")
-    if key is None or rate == 0.0:
+    return key, x, rate
+
+
+@_check.checked(_dropout_args)
+def dropout(key: Array | None, x: Array, rate: float) -> Array:
+    """Inverted dropout: keep an entry with probability 1 − rate and scale it up.
+
+    Kept entries are divided by 1 − rate, so the expectation is unchanged. The identity
+    when ``key`` is None or ``rate`` is 0. ``rate`` may be a traced array.
+    """
+    if key is None or (isinstance(rate, (int, float)) and rate == 0.0):
         return x
     keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
     return jnp.where(keep, x / (1.0 - rate), 0.0)
@@ -91,44 +140,77 @@ def glu_mix(p: Params, z: Array) -> Array:
     return a * jax.nn.sigmoid(b)
 
 
+def _keys(key: Array | None, n: int) -> list:
+    return [None] * n if key is None else list(jax.random.split(key, n))
+
+
 def block(
-    p: Params, x: Array, key: Array | None = None, rate: float = 0.0, conv: str = "fft", kernel: str = "auto"
+    p: Params,
+    x: Array,
+    key: Array | None = None,
+    rate: float = 0.0,
+    backend: Backend = DEFAULT,
 ) -> Array:
-    """One residual block on ``x (..., L, H)``."""
-    k1, k2 = (None, None) if key is None else jax.random.split(key)
+    """One pre-norm residual block on ``x (..., L, H)``."""
+    k1, k2 = _keys(key, 2)
     z = layer_norm(p["norm"], x)
-    z = dropout(k1, jax.nn.gelu(s4_apply(p["s4"], z, conv, kernel)), rate)
+    z = s4_apply(p["s4"], z, backend.kernel, backend.conv)
+    z = dropout(k1, jax.nn.gelu(z), rate)
     z = dropout(k2, glu_mix(p["mix"], z), rate)
     return x + z
 
 
 def model_features(
-    params: dict[str, Any], x: Array, key: Array | None = None, rate: float = 0.0, conv: str = "fft", kernel: str = "auto"
+    params: dict[str, Any],
+    x: Array,
+    key: Array | None = None,
+    rate: float = 0.0,
+    backend: Backend = DEFAULT,
 ) -> Array:
     """Encoder and all blocks: ``x (B, L, d_input)`` → ``(B, L, d_model)``."""
     h = x @ params["encoder"]["W"] + params["encoder"]["b"]
-    keys = [None] * len(params["layers"]) if key is None else list(jax.random.split(key, len(params["layers"])))
-    for p, k in zip(params["layers"], keys):
-        h = block(p, h, k, rate, conv, kernel)
+    for p, k in zip(params["layers"], _keys(key, len(params["layers"]))):
+        h = block(p, h, k, rate, backend)
     return h
 
 
-def classify(
-    params: dict[str, Any], x: Array, key: Array | None = None, rate: float = 0.0, conv: str = "fft", kernel: str = "auto"
-) -> Array:
-    """Sequence classification: mean-pool the features over time, then the linear head → ``(B, d_output)``."""
+def _classify_args(
+    params: dict[str, Any],
+    x: Any,
+    key: Array | None = None,
+    rate: float = 0.0,
+    backend: Backend = DEFAULT,
+) -> tuple:
     x = _check.as_array("x", x)
-    if x.ndim != 3 or x.shape[-1] != params["encoder"]["W"].shape[0]:
-        raise ValueError(f"x: expected shape (B, L, {params['encoder']['W'].shape[0]}), got {x.shape}")
-    h = jnp.mean(model_features(params, x, key, rate, conv, kernel), axis=1)
+    d_input = params["encoder"]["W"].shape[0]
+    if x.ndim != 3 or x.shape[-1] != d_input:
+        raise ValueError(f"x: expected shape (B, L, {d_input}), got {x.shape}")
+    return params, x, key, rate, backend
+
+
+@_check.checked(_classify_args)
+def classify(
+    params: dict[str, Any],
+    x: Array,
+    key: Array | None = None,
+    rate: float = 0.0,
+    backend: Backend = DEFAULT,
+) -> Array:
+    """Classification: time-averaged features through the head, ``(B, d_output)``."""
+    h = jnp.mean(model_features(params, x, key, rate, backend), axis=1)
     return h @ params["head"]["W"] + params["head"]["b"]
 
 
+@_check.checked(_classify_args)
 def sequence_outputs(
-    params: dict[str, Any], x: Array, key: Array | None = None, rate: float = 0.0, conv: str = "fft", kernel: str = "auto"
+    params: dict[str, Any],
+    x: Array,
+    key: Array | None = None,
+    rate: float = 0.0,
+    backend: Backend = DEFAULT,
 ) -> Array:
-    """Per-position outputs (for autoregressive models): ``x (B, L, d_input)`` → ``(B, L, d_output)``. Causal."""
-    h = model_features(params, x, key, rate, conv, kernel)
+    """Causal per-position outputs: ``(B, L, d_input)`` → ``(B, L, d_output)``."""
+    h = model_features(params, x, key, rate, backend)
     return h @ params["head"]["W"] + params["head"]["b"]
 
 

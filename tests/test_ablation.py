@@ -14,8 +14,10 @@ import numpy as np
 import optax
 import pytest
 
-from s4lite import ablation
+from s4lite import ablation, engine
 from s4lite.convolution import kernel_naive
+from s4lite.layer import fft_conv
+from s4lite.model import classify
 from s4lite.discretize import bilinear
 from s4lite.layer import hippo_half
 from s4lite.model import count_params
@@ -133,16 +135,26 @@ def test_kernel_dense_equals_kernel_naive_per_channel(dense_ssm, L):
 
 
 @pytest.mark.parametrize("kind", ablation.KINDS)
-def test_a_mask_marks_exactly_the_parameters_of_A(kind):
-    params = jax.eval_shape(lambda key: ablation.init_ablation_model(key, kind, d_model=4, n_layers=2, N=4), jax.random.PRNGKey(0))
-    marked = {name for name, v in _leaf_names(ablation.a_mask(params)).items() if v == 1.0}
+def test_frozen_labels_mark_exactly_the_parameters_of_A(kind):
+    params = jax.eval_shape(lambda key: ablation.init_ablation_model(key, kind, d_model=4, n_layers=2, N=4),
+                            jax.random.PRNGKey(0))  # fmt: skip
+    labels = _leaf_names_str(ablation.labels(False)(params))
     names = ("A",) if kind == "random_dense" else ("log_neg_re", "im", "P")
-    assert marked == {f"layers/{i}/ssm/{n}" for i in range(2) for n in names}
-    assert set(_leaf_names(ablation.a_mask(params)).values()) == {0.0, 1.0}
+    assert {k for k, v in labels.items() if v == "frozen"} == {f"layers/{i}/s4/{n}" for i in range(2) for n in names}
+    assert "frozen" not in set(_leaf_names_str(ablation.labels(True)(params)).values())
+    # B and Δ are SSM parameters (ssm_lr, no weight decay), C and D are not
+    assert labels["layers/0/s4/B"] == labels["layers/0/s4/log_step"] == "ssm" and labels["layers/0/s4/D"] == "other"
+
+
+def _leaf_names_str(tree) -> dict[str, str]:
+    out = {}
+    for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        out["/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)] = v
+    return out
 
 
 def _loss(params, x, y):
-    logits = ablation.ablation_logits(params, x, jax.random.PRNGKey(2), jnp.zeros(()))
+    logits = classify(params, x, jax.random.PRNGKey(2), 0.0, ablation.ablation_backend(fft_conv))
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
@@ -150,18 +162,17 @@ _grad = jax.jit(jax.grad(_loss))  # one compilation per kind, shared by the froz
 
 
 def _train_a_few_steps(kind: str, train_a: bool, steps: int = 2):
-    """The update of :func:`s4lite.ablation.run_cell` (gradients times the mask, then the optimizer)."""
+    """The update of an ablation cell: the engine's optimizer with the cell's parameter groups."""
     params = _to64(ablation.init_ablation_model(jax.random.PRNGKey(0), kind, d_model=4, n_layers=1, N=4))
     # weight decay on: the A parameters are in the no-decay "ssm" group, so a zero gradient leaves them alone
-    opt = ablation.make_optimizer(params, 1e-2, 1e-2, 0.1, steps)
+    cfg = engine.TrainConfig(lr=1e-2, ssm_lr=1e-2, weight_decay=0.1)
+    opt = engine.make_optimizer(cfg, steps, params, ablation.labels(train_a)(params))
     state = opt.init(params)
-    mask = jax.tree.map(lambda m: 1.0 if train_a else 1.0 - m, ablation.a_mask(params))
     x = jax.random.normal(jax.random.PRNGKey(1), (4, 16, 1))
     y = jnp.array([0, 1, 2, 3])
     start = params
     for _ in range(steps):
-        grads = jax.tree.map(lambda g, m: g * m, _grad(params, x, y), mask)
-        updates, state = opt.update(grads, state, params)
+        updates, state = opt.update(_grad(params, x, y), state, params)
         params = optax.apply_updates(params, updates)
     return start, params
 
@@ -171,7 +182,7 @@ def test_frozen_A_stays_and_trained_A_moves(kind):
     a_keys = ("A",) if kind == "random_dense" else ("log_neg_re", "im")
     start, frozen = _train_a_few_steps(kind, train_a=False)
     _, trained = _train_a_few_steps(kind, train_a=True)
-    s0, f0, t0 = start["layers"][0]["ssm"], frozen["layers"][0]["ssm"], trained["layers"][0]["ssm"]
+    s0, f0, t0 = start["layers"][0]["s4"], frozen["layers"][0]["s4"], trained["layers"][0]["s4"]
     for k in a_keys + (("P",) if kind == "random_diag" else ()):
         np.testing.assert_array_equal(f0[k], s0[k])  # bit for bit unchanged
     for k in a_keys:
@@ -184,11 +195,21 @@ def test_frozen_A_stays_and_trained_A_moves(kind):
     assert float(jnp.max(jnp.abs(frozen["head"]["W"] - start["head"]["W"]))) > 1e-6
 
 
+def test_the_ablation_model_is_the_deep_model_with_another_ssm():
+    """With kind "hippo" the ablation model is s4lite.model's network, parameter for parameter."""
+    from s4lite.model import init_model
+
+    a = ablation.init_ablation_model(jax.random.PRNGKey(3), "hippo", 4, 2, 8)
+    shapes = jax.tree.map(jnp.shape, init_model(jax.random.PRNGKey(3), 1, 10, 4, 2, 8))
+    assert jax.tree.map(jnp.shape, a) == shapes
+
+
 # --------------------------------------------------------------------------------------------------
 # The runner
 # --------------------------------------------------------------------------------------------------
 
-TINY = ["--sample", "--limit-train", "32", "--limit-test", "16", "--epochs", "2", "--d-model", "4", "--n-layers", "1", "--N", "4", "--batch-size", "16"]
+TINY = ["--sample", "--limit-train", "32", "--limit-test", "16", "--epochs", "2", "--d-model", "4", "--n-layers", "1",
+        "--N", "4", "--batch-size", "16", "--no-progress"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -213,13 +234,54 @@ def test_main_writes_config_and_results(tiny_run):
         assert set(r) == {"kind", "train_A", "dropout", "seed", "n_params", "history", "final_test_acc", "final_train_acc"}
         assert r["n_params"] == n
         assert [h["epoch"] for h in r["history"]] == [1, 2]
-        assert set(r["history"][0]) == {"epoch", "train_loss", "train_acc", "test_acc", "time"}
+        assert {"train_loss", "train_acc", "test_acc", "train_time"} <= set(r["history"][0])
         assert np.isfinite(r["history"][-1]["train_loss"])
         assert r["final_test_acc"] == r["history"][-1]["test_acc"]
         assert r["final_test_acc"] * 16 == pytest.approx(round(r["final_test_acc"] * 16))  # a count of 16 digits
     assert returned["results"] == results
+    # each cell is an engine run of its own: it can be resumed
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["hippo-frozen-dropout0-seed0", "hippo-trained-dropout0-seed0"]
+
+
+def test_frozen_cell_kept_A_and_trained_cell_moved_it(tiny_run):
+    out, _ = tiny_run
+    init = ablation.init_ablation_model(jax.random.PRNGKey(0), "hippo", 4, 1, 4)["layers"][0]["s4"]
+    for cell, moved in (("hippo-frozen-dropout0-seed0", False), ("hippo-trained-dropout0-seed0", True)):
+        tensors, _ = engine.read_checkpoint(out / cell / engine.CHECKPOINT)
+        im = tensors["params/layers/0/s4/im"]
+        assert (not np.array_equal(im, np.asarray(init["im"]))) == moved, cell
+
+
+def test_main_resume_skips_finished_cells(tiny_run, tmp_path):
+    import shutil
+
+    out, returned = tiny_run
+    shutil.copytree(out, tmp_path / "abl")
+    args = TINY + ["--kinds", "hippo", "--dropouts", "0", "--train-a", "frozen", "trained", "--seeds", "0"]
+    with pytest.raises(SystemExit, match="^--out: .*already holds an ablation"):
+        ablation.main(args + ["--out", str(tmp_path / "abl")])
+    with jax.enable_x64(False):
+        again = ablation.main(args + ["--out", str(tmp_path / "abl"), "--resume"])
+    assert [r["history"] for r in again["results"]] == [r["history"] for r in returned["results"]]
 
 
 def test_main_refuses_models_above_the_cap(tmp_path):
     with pytest.raises(SystemExit, match="max-params"):
         ablation.main(TINY + ["--kinds", "random_dense", "--max-params", "10", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [(["--epochs", "0"], "--epochs"), (["--kinds", "legs"], "--kinds"), (["--dropouts", "1.5"], "--dropouts"),
+     (["--seeds", "-1"], "--seeds"), (["--batch-size", "0"], "--batch-size"), (["--lr", "-1"], "--lr")],
+)  # fmt: skip
+def test_main_rejects_bad_options_before_any_work(tmp_path, args, match):
+    with pytest.raises(SystemExit, match=rf"^{match}"):
+        ablation.main(TINY + args + ["--out", str(tmp_path / "abl")])
+    assert not (tmp_path / "abl").exists()
+
+
+def test_main_reports_a_data_error_in_one_line(tmp_path):
+    args = [a for a in TINY if a != "--sample"] + ["--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "a")]
+    with pytest.raises(SystemExit, match=r"^data: data_dir: .*is not a directory"):
+        ablation.main(args)

@@ -113,3 +113,23 @@ def test_kernel_benchmark_smoke(bench):
         assert r["forward_ms"] > 0 and r["forward_backward_ms"] > 0
         assert r["temp_bytes"] is None or r["temp_bytes"] >= 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_benchmark_rejects_a_bad_number_before_any_work():
+    """A bad numeric option ends the script at once with one line naming it (exit status 1)."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    cases = {
+        "train_throughput.py": (["--batch-size", "0"], "--batch-size: expected"),
+        "kernel.py": (["--L", "-16"], "--L: expected"),
+        "gpu_numerics.py": (["--N", "7"], "--N: expected an even"),
+        "step_variants.py": (["--H", "0"], "--H: expected"),
+    }
+    procs = {
+        name: subprocess.Popen([sys.executable, str(BENCH / name), *args], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for name, (args, _) in cases.items()
+    }  # fmt: skip
+    for name, proc in procs.items():
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 1, (name, stderr)
+        assert stderr.strip().splitlines() == [stderr.strip()] and cases[name][1] in stderr, (name, stderr)

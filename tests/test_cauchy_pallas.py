@@ -14,7 +14,8 @@ from s4lite.cauchy import cauchy_conj_imag
 from s4lite.cauchy_pallas import cauchy_unit_circle, kernel_dplr_conj_fused, unit_circle_nodes
 from s4lite.convolution import kernel_naive
 from s4lite.discretize import bilinear
-from s4lite.layer import _full, init_s4, resolve_kernel, s4_apply, s4_kernel, ssm_parts
+from s4lite import engine
+from s4lite.layer import _full, init_s4, s4_apply, s4_kernel, s4_kernel_fused, ssm_parts
 from s4lite.kernel import kernel_dplr_conj
 
 TOL = 1e-12  # max-abs relative error, float64
@@ -116,10 +117,10 @@ def test_layer_gradients_pallas_equal_xla(relerr):
     weights = jax.random.normal(jax.random.PRNGKey(5), (2, L))
 
     def loss(p, kernel):
-        return jnp.sum(jnp.sin(weights * s4_kernel(p, L, kernel)))
+        return jnp.sum(jnp.sin(weights * kernel(p, L)))
 
-    gp = jax.grad(loss)(params, "pallas")
-    gx = jax.grad(loss)(params, "xla")
+    gp = jax.grad(loss)(params, s4_kernel_fused)
+    gx = jax.grad(loss)(params, s4_kernel)
     for key in ("log_neg_re", "im", "P", "B", "Ct", "log_step"):
         assert relerr(gp[key], gx[key]) < 1e-11, key
 
@@ -127,13 +128,13 @@ def test_layer_gradients_pallas_equal_xla(relerr):
 def test_s4_apply_same_output_with_either_kernel(relerr):
     params = _layer(H=3, N=8)
     u = jax.random.normal(jax.random.PRNGKey(1), (2, 20, 3), jnp.float64)
-    assert relerr(s4_apply(params, u, "fft", "pallas"), s4_apply(params, u, "fft", "xla")) < TOL
+    assert relerr(s4_apply(params, u, s4_kernel_fused), s4_apply(params, u, s4_kernel)) < TOL
 
 
 def test_auto_kernel_is_xla_on_cpu():
     assert jax.default_backend() != "gpu"
-    assert resolve_kernel("auto") == "xla"
-    assert resolve_kernel("pallas") == "pallas"
+    assert engine.resolve_kernel("auto") == "xla"
+    assert engine.resolve_kernel("pallas") == "pallas"
 
 
 @pytest.mark.parametrize(
@@ -152,5 +153,5 @@ def test_bad_input(kwargs, match):
 
 
 def test_bad_kernel_name():
-    with pytest.raises(ValueError, match="kernel"):
-        s4_kernel(_layer(H=1, N=4), 8, "triton")
+    with pytest.raises(ValueError, match="^kernel:"):
+        engine.resolve_kernel("triton")

@@ -238,12 +238,12 @@ def test_find_data_dir_order(tmp_path, monkeypatch):
 def test_load_mnist_official_files_from_data_dir(tmp_path, monkeypatch, sample):
     table = write_split_files(tmp_path / "d", sample, data.MNIST_FILES)
     monkeypatch.setattr(data, "MNIST_FILES", table)
-    x, y, source = data.load_mnist_with_source("train", tmp_path / "d", download=False)
+    x, y, source = data.load_mnist("train", tmp_path / "d", download=False)
     assert x.dtype == np.uint8 and y.dtype == np.uint8 and x.shape == (1024, 28, 28)
     np.testing.assert_array_equal(x, sample["x_train"])
     np.testing.assert_array_equal(y, sample["y_train"])
     assert source.startswith("official 60k")
-    x, y = data.load_mnist("TEST", tmp_path / "d", download=False)
+    x, y, _ = data.load_mnist("TEST", tmp_path / "d", download=False)
     np.testing.assert_array_equal(x, sample["x_test"])
 
 
@@ -251,7 +251,7 @@ def test_load_mnist_uses_env_var(tmp_path, monkeypatch, sample):
     table = write_split_files(tmp_path / "d", sample, data.MNIST_FILES, keys=("test",))
     monkeypatch.setattr(data, "MNIST_FILES", {**data.MNIST_FILES, **table})
     monkeypatch.setenv("S4LITE_DATA", str(tmp_path / "d"))
-    x, _ = data.load_mnist("test", download=False)
+    x, _, _ = data.load_mnist("test", download=False)
     np.testing.assert_array_equal(x, sample["x_test"])
 
 
@@ -259,7 +259,7 @@ def test_load_mnist_real_md5_rejects_sample_files(tmp_path, sample):
     # files with the official names but not the official bytes: reported, never used
     write_split_files(tmp_path / "d", sample, data.MNIST_FILES, keys=("test",))
     with pytest.warns(UserWarning) as records:
-        with pytest.raises(ValueError, match=r"(?s)corrupted.*download=False.*t10k-images-idx3-ubyte\.gz"):
+        with pytest.raises(ValueError, match=r"(?s)corrupted.*t10k-images-idx3-ubyte\.gz.*download=False"):
             data.load_mnist("test", tmp_path / "d", download=False)
     reported = " ".join(str(r.message) for r in records)
     for name, md5 in (data.MNIST_FILES["test_images"], data.MNIST_FILES["test_labels"]):
@@ -270,7 +270,7 @@ def test_load_mnist_falls_back_to_train10k_subset(tmp_path, monkeypatch, sample,
     table = write_split_files(tmp_path / "d", sample, data.SUBSET_FILES)
     monkeypatch.setattr(data, "SUBSET_FILES", table)
     with caplog.at_level(logging.INFO, logger="s4lite.data"):
-        x, y, source = data.load_mnist_with_source("train", tmp_path / "d", download=False)
+        x, y, source = data.load_mnist("train", tmp_path / "d", download=False)
     assert source.startswith("train10k subset")
     assert "using the 10k subset" in caplog.text
     np.testing.assert_array_equal(y, sample["y_train"])
@@ -289,7 +289,7 @@ def test_load_mnist_refetches_corrupted_local_file_into_cache(tmp_path, monkeypa
     (local / name).write_bytes(b"not mnist")  # corrupted copy; the labels are missing locally
     cache = tmp_path / "cache"
     with pytest.warns(UserWarning, match=rf"{name}: md5 {_md5(b'not mnist')}"):
-        x, y, source = data.load_mnist_with_source("test", local, cache_dir=cache, mirrors=[url])
+        x, y, source = data.load_mnist("test", local, cache_dir=cache, mirrors=[url])
     np.testing.assert_array_equal(x, sample["x_test"])
     np.testing.assert_array_equal(y, sample["y_test"])
     assert source.startswith("official 10k test (downloaded")
@@ -301,13 +301,13 @@ def test_load_mnist_downloads_into_default_cache(monkeypatch, mirror, sample):
     root, url = mirror
     table = write_split_files(root, sample, data.MNIST_FILES)
     monkeypatch.setattr(data, "MNIST_FILES", table)
-    x, y = data.load_mnist("train", mirrors=[url])
+    x, y, _ = data.load_mnist("train", mirrors=[url])
     np.testing.assert_array_equal(x, sample["x_train"])
     assert sorted(p.name for p in data.default_cache_dir().iterdir()) == sorted(
         table[k][0] for k in ("train_images", "train_labels")
     )
     # second call: found in the cache, no network needed
-    x2, _ = data.load_mnist("train", mirrors=["http://127.0.0.1:1/"])
+    x2, _, _ = data.load_mnist("train", mirrors=["http://127.0.0.1:1/"])
     np.testing.assert_array_equal(x2, x)
 
 
@@ -319,6 +319,18 @@ def test_missing_data_error_says_what_to_do(tmp_path):
     for needle in ("S4LITE_DATA", "--data-dir", "network", "train-images-idx3-ubyte.gz",
                    "t10k-labels-idx1-ubyte.gz", "train10k-images-idx3-ubyte.gz", str(tmp_path / "empty")):
         assert needle in msg
+
+
+def test_corrupted_file_whose_download_fails_is_reported_as_corrupted(tmp_path, mirror):
+    """Not "not found": the file is there, and it is wrong."""
+    _, url = mirror
+    local = tmp_path / "d"
+    local.mkdir()
+    name = data.MNIST_FILES["test_images"][0]
+    (local / name).write_bytes(b"not mnist")
+    with pytest.warns(UserWarning, match=f"{name}: md5"):
+        with pytest.raises(ValueError, match=rf"(?s)^corrupted MNIST file.*{name}.*download of fresh copies failed"):
+            data.load_mnist("test", local, cache_dir=tmp_path / "cache", mirrors=[url + "nothing-here/"])
 
 
 def test_failed_download_error_says_what_to_do(mirror):
@@ -422,11 +434,11 @@ def test_offline_files_md5_and_label_counts():
     for table in (data.SUBSET_FILES, {k: v for k, v in data.MNIST_FILES.items() if k.startswith("test")}):
         for name, md5 in table.values():
             assert data.md5sum(OFFLINE / name) == md5, name
-    x, y, source = data.load_mnist_with_source("train", OFFLINE, download=False)
+    x, y, source = data.load_mnist("train", OFFLINE, download=False)
     assert source.startswith("train10k subset")
     assert x.shape == (10000, 28, 28)
     assert np.bincount(y, minlength=10).tolist() == [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
-    x, y, source = data.load_mnist_with_source("test", OFFLINE, download=False)
+    x, y, source = data.load_mnist("test", OFFLINE, download=False)
     assert source.startswith("official 10k test") and x.shape == (10000, 28, 28)
     assert np.bincount(y, minlength=10).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
@@ -436,8 +448,8 @@ def test_shipped_sample_is_reproducible_from_offline_files():
     with np.load(data.SAMPLE_PATH, allow_pickle=False) as f:
         i_tr, i_te = f["train_index"], f["test_index"]
         shipped = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    x_tr, y_tr = data.load_mnist("train", OFFLINE, download=False)
-    x_te, y_te = data.load_mnist("test", OFFLINE, download=False)
+    x_tr, y_tr, _ = data.load_mnist("train", OFFLINE, download=False)
+    x_te, y_te, _ = data.load_mnist("test", OFFLINE, download=False)
     np.testing.assert_array_equal(i_tr, data.stratified_indices(y_tr, 1024, seed=0))
     np.testing.assert_array_equal(i_te, data.stratified_indices(y_te, 512, seed=1))
     np.testing.assert_array_equal(shipped["x_train"], x_tr[i_tr])

@@ -81,7 +81,7 @@ L_TINY, D, LAYERS, N_TINY, SAMPLES = 32, 8, 1, 4, 4
 TINY = [
     "--sample", "--limit-train", "32", "--limit-test", "8", "--epochs", "2", "--batch-size", "16",
     "--d-model", str(D), "--n-layers", str(LAYERS), "--N", str(N_TINY), "--length", str(L_TINY),
-    "--n-samples", str(SAMPLES), "--speed-steps", "2",
+    "--n-samples", str(SAMPLES), "--speed-steps", "2", "--no-progress",
 ]  # fmt: skip
 
 
@@ -95,7 +95,7 @@ def tiny_run(tmp_path_factory):
 
 def test_main_writes_its_files(tiny_run):
     out, metrics = tiny_run
-    assert {p.name for p in out.iterdir()} >= {"config.json", "metrics.json", "samples.npz", "params.safetensors"}
+    assert {p.name for p in out.iterdir()} >= {"config.json", "metrics.json", "samples.npz", "checkpoint.safetensors"}
     config = json.loads((out / "config.json").read_text())
     assert config["command"].startswith("python -m s4lite.generation --sample")
     assert config["n_params"] == sum(int(np.prod(x.shape)) for x in jax.tree.leaves(init_model(jax.random.PRNGKey(0), 1, 256, D, LAYERS, N_TINY)))
@@ -128,29 +128,63 @@ def test_main_samples(tiny_run):
     assert len(np.unique(s["unconditional"])) > 1  # sampled, not constant
 
 
-def test_load_params_round_trip_reproduces_the_recorded_nll(tiny_run):
+def test_checkpoint_round_trip_reproduces_the_recorded_nll(tiny_run):
     out, metrics = tiny_run
     with jax.enable_x64(False):
-        params = generation.load_params(out / "params.safetensors", D, LAYERS, N_TINY)
-        template = init_model(jax.random.PRNGKey(0), 1, 256, D, LAYERS, N_TINY)
-        assert jax.tree.structure(params) == jax.tree.structure(template)
-        assert all(a.shape == b.shape for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(template)))
+        cfg = generation.GenerationConfig(sample=True, limit_test=8, length=L_TINY, d_model=D, n_layers=LAYERS, N=N_TINY)
+        params, _, _ = generation.load_run(out, cfg, [])
         test = jnp.asarray(load_sample()["x_test"].reshape(-1, 784)[:8, :L_TINY])
         value = float(jax.jit(generation.nll)(params, test))
     assert value == pytest.approx(metrics["history"][-1]["test_nll"], rel=1e-5)
 
 
-def test_load_params_rejects_another_architecture(tiny_run):
+def test_load_reads_the_architecture_and_refuses_a_contradicting_option(tiny_run, tmp_path):
     out, _ = tiny_run
-    with pytest.raises(ValueError, match="path"):
-        generation.load_params(out / "params.safetensors", D, LAYERS + 1, N_TINY)
+    with pytest.raises(SystemExit, match=r"^--load: .*--d-model 16 \(the run has 8\)"):
+        generation.main(TINY + ["--out", str(tmp_path / "x"), "--load", str(out), "--d-model", "16"])
+    cfg = generation.GenerationConfig()  # defaults: d_model 128, but the run is 8 wide
+    _, loaded, _ = generation.load_run(out, cfg, [])
+    assert (loaded.d_model, loaded.n_layers, loaded.N, loaded.length) == (D, LAYERS, N_TINY, L_TINY)
 
 
 def test_main_load_reuses_parameters_and_history(tiny_run, tmp_path):
     out, metrics = tiny_run
+    i = TINY.index("--d-model")
+    argv = TINY[:i] + TINY[i + 2 :]  # the architecture comes from the run
     with jax.enable_x64(False):
-        again = generation.main(TINY + ["--out", str(tmp_path), "--load", str(out)])
+        again = generation.main(argv + ["--out", str(tmp_path), "--load", str(out)])
     assert again["history"] == metrics["history"] and again["train_time_s"] == metrics["train_time_s"]
     assert again["rnn_vs_cnn_max_abs_diff"] == pytest.approx(metrics["rnn_vs_cnn_max_abs_diff"], rel=1e-6, abs=1e-9)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["trained_by"]["command"] == json.loads((out / "config.json").read_text())["command"]
+    assert config["d_model"] == D
+
+
+def test_legacy_params_file_still_loads(tmp_path):
+    """Runs of the first version stored leaves in tree order (``params.safetensors``)."""
+    from safetensors.numpy import save_file
+
+    params = init_model(jax.random.PRNGKey(4), 1, 256, 4, 1, 4)
+    save_file({f"{i:04d}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(params))}, str(tmp_path / "p.st"))
+    back = generation.load_params(tmp_path / "p.st", 4, 1, 4)
+    for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match="path"):
+        generation.load_params(tmp_path / "p.st", 4, 2, 4)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [(["--epochs", "0"], "--epochs"), (["--length", "0"], "--length"), (["--length", "785"], "--length"),
+     (["--n-samples", "0"], "--n-samples"), (["--lr", "-1"], "--lr"), (["--batch-size", "0"], "--batch-size")],
+)  # fmt: skip
+def test_main_rejects_bad_options_before_any_work(tmp_path, args, match):
+    with pytest.raises(SystemExit, match=rf"^{match}"):
+        generation.main(TINY + args + ["--out", str(tmp_path / "g")])
+    assert not (tmp_path / "g").exists()
+
+
+def test_main_reports_a_data_error_in_one_line(tmp_path):
+    args = [a for a in TINY if a != "--sample"] + ["--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "g")]
+    with pytest.raises(SystemExit, match=r"^data: data_dir: .*is not a directory"):
+        generation.main(args)

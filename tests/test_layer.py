@@ -206,11 +206,11 @@ def test_s4_apply_equals_recurrent_mode():
     u = jax.random.normal(jax.random.PRNGKey(6), (Bsz, L, H), jnp.float64)
     y_rnn = np.stack([np.asarray(layer.s4_apply_recurrent(p, u[b])) for b in range(Bsz)])
     ssm_part = y_rnn - np.asarray(p["D"] * u)  # errors relative to the SSM path alone, not the skip term
-    for conv in ("fft", "toeplitz"):
+    for conv in (layer.fft_conv, layer.toeplitz_conv):
         y_cnn = np.asarray(s4_apply(p, u, conv=conv))
         assert y_cnn.shape == (Bsz, L, H) and y_cnn.dtype == np.float64
         err = float(np.max(np.abs(y_cnn - y_rnn)) / np.max(np.abs(ssm_part)))
-        print(f"{conv}: max |CNN − RNN| / max |K̄ * u| = {err:.2e}")
+        print(f"{getattr(conv, '__name__', conv)}: max |CNN − RNN| / max |K̄ * u| = {err:.2e}")
         assert err < 1e-10
 
 
@@ -320,10 +320,10 @@ def test_bad_input_names_the_argument():
     cases = [
         ("u", lambda: layer.s4_apply(p, jnp.ones((2, 10, 4)))),
         ("u", lambda: layer.s4_apply(p, jnp.ones((10,)))),
-        ("u", lambda: layer.s4_apply(p, jnp.ones((10, 3)), conv="toeplitz")),
+        ("u", lambda: layer.s4_apply(p, jnp.ones((10, 3)), conv=layer.toeplitz_conv)),
         ("u", lambda: layer.s4_apply_recurrent(p, jnp.ones((2, 10, 3)))),
         ("u", lambda: layer.s4_apply_recurrent(p, jnp.ones((10, 4)))),
-        ("conv", lambda: layer.s4_apply(p, jnp.ones((2, 10, 3)), conv="direct")),
+        ("conv", lambda: layer.s4_apply(p, jnp.ones((2, 10, 3)), conv="direct")),  # a name, not a function
         ("N", lambda: layer.init_s4(key, 3, 7)),
         ("N", lambda: layer.init_s4(key, 3, 8.0)),
         ("N", lambda: layer.hippo_half(9)),

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from s4lite import model
+from s4lite import layer, model
 
 D_IN, D_OUT, H, N_LAYERS, N = 2, 3, 8, 2, 8
 
@@ -41,7 +41,7 @@ def params():
 
 
 sequence_outputs = jax.jit(model.sequence_outputs)
-classify = jax.jit(model.classify, static_argnames=("rate", "conv"))
+classify = jax.jit(model.classify, static_argnames=("rate", "backend"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -125,7 +125,8 @@ def test_classify_and_sequence_output_shapes(params):
     # the per-step outputs
     np.testing.assert_allclose(np.asarray(logits), np.asarray(seq).mean(axis=1), atol=1e-12)
     # the toeplitz convolution gives the same logits
-    np.testing.assert_allclose(np.asarray(classify(params, x, conv="toeplitz")), np.asarray(logits), atol=1e-12)
+    toeplitz = model.Backend(conv=layer.toeplitz_conv)
+    np.testing.assert_allclose(np.asarray(classify(params, x, backend=toeplitz)), np.asarray(logits), atol=1e-12)
 
 
 def test_init_model_rejects_bad_sizes():

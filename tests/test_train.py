@@ -18,7 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from s4lite import data, train
+import shutil
+
+from s4lite import data, engine, train
 from s4lite import model
 
 # one compiled initialization instead of many small eager operations
@@ -39,20 +41,6 @@ def run_main(argv: list[str]) -> dict:
         return train.main(argv)
 
 
-def interrupt_checkpoint(mp: pytest.MonkeyPatch, epoch: int, before_save: bool) -> None:
-    """Make ``train.main`` die when it reaches the checkpoint of ``epoch`` (before or after writing it)."""
-    real = train.save_checkpoint
-
-    def save(out, params, opt_state, meta):
-        if meta["epoch"] == epoch and before_save:
-            raise Interrupted(f"killed before the checkpoint of epoch {epoch}")
-        real(out, params, opt_state, meta)
-        if meta["epoch"] == epoch:
-            raise Interrupted(f"killed after the checkpoint of epoch {epoch}")
-
-    mp.setattr(train, "save_checkpoint", save)
-
-
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -67,9 +55,9 @@ def read_tensors(path: Path) -> dict[str, np.ndarray]:
 def compilation_cache(tmp_path_factory):
     """JAX's persistent compilation cache in a temporary directory, for this module only.
 
-    The CLI runs below compile the same training step again and again (every ``main`` call builds new
-    jitted closures); with the cache, identical programs are compiled once and the later runs load the
-    executable (same HLO → same executable, so results are unchanged). Restored afterwards.
+    Every ``main`` call builds new jitted closures; with the cache, identical programs are compiled
+    once and the later runs load the executable (same HLO → same executable, so results are
+    unchanged). Restored afterwards.
     """
     from jax.experimental.compilation_cache import compilation_cache as cc
 
@@ -91,20 +79,24 @@ def compilation_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Run directories: ``A`` (3 epochs straight), ``B`` (the same run killed right after the checkpoint
-    of epoch 2, then ``--resume``d), ``C`` (killed after writing the metrics of epoch 3 but before its
-    checkpoint, then ``--resume``d)."""
+    """Run directories: ``A`` (3 epochs straight), ``B`` (the same run killed right after the
+    checkpoint of epoch 2, then ``--resume``d)."""
     root = tmp_path_factory.mktemp("runs")
-    out = {k: root / k for k in ("A", "B", "C")}
+    out = {k: root / k for k in ("A", "B")}
     res = {"A": run_main(TINY + ["--epochs", "3", "--out", str(out["A"])])}
-    for name, before in (("B", False), ("C", True)):
-        args = TINY + ["--epochs", "3", "--out", str(out[name])]
-        with pytest.MonkeyPatch.context() as mp:
-            interrupt_checkpoint(mp, epoch=3 if before else 2, before_save=before)
-            with pytest.raises(Interrupted):
-                run_main(args)
-        assert json.loads((out[name] / "checkpoint.json").read_text())["epoch"] == 2
-        res[name] = run_main(args + ["--resume"])
+    args = TINY + ["--epochs", "3", "--out", str(out["B"])]
+    real = engine.save_checkpoint
+
+    def save_then_die(path, state, meta):
+        real(path, state, meta)
+        if meta["epoch"] == 2:
+            raise Interrupted("killed after the checkpoint of epoch 2")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine, "save_checkpoint", save_then_die)
+        with pytest.raises(Interrupted):
+            run_main(args)
+    res["B"] = run_main(args + ["--resume"])
     return out, res
 
 
@@ -135,7 +127,7 @@ def test_augmentations_with_zero_transform_are_identity():
 
 
 def test_shift_images_translates_by_at_most_max_shift():
-    x = jnp.full((8, 28, 28), (0.0 - train.MEAN) / train.STD).at[:, 14, 14].set(10.0)
+    x = jnp.full((8, 28, 28), train.BACKGROUND).at[:, 14, 14].set(10.0)
     y = np.asarray(train.shift_images(jax.random.PRNGKey(3), x, max_shift=2))
     for img in y:
         r, c = np.unravel_index(np.argmax(img), img.shape)
@@ -162,26 +154,12 @@ def test_to_sequence_row_major_and_permutation():
 SSM_PARAMS = {"log_neg_re", "im", "P", "B", "log_step"}  # typed here, not imported: the paper's list
 
 
-def _paths_and_labels(tree):
-    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return {tuple(getattr(k, "key", getattr(k, "idx", None)) for k in path): v for path, v in flat}
-
-
-def test_param_labels_marks_exactly_the_ssm_parameters():
-    params = jax.eval_shape(lambda k: model.init_model(k, 1, 10, 4, 3, 8), jax.random.PRNGKey(0))
-    labels = _paths_and_labels(train.param_labels(params))
-    assert len(labels) == len(jax.tree.leaves(params))
-    ssm = {path for path, lab in labels.items() if lab == "ssm"}
-    assert ssm == {("layers", i, "s4", k) for i in range(3) for k in SSM_PARAMS}
-    assert {lab for path, lab in labels.items() if path not in ssm} == {"other"}
-
-
 def test_optimizer_groups_ssm_lr_and_no_weight_decay():
     """With zero gradients AdamW only decays: SSM parameters must not move, the others shrink by lr·wd."""
-    args = train.build_parser().parse_args(["--lr", "0.1", "--ssm-lr", "0.01", "--weight-decay", "0.5", "--warmup-frac", "0"])
+    cfg = engine.TrainConfig(lr=0.1, ssm_lr=0.01, weight_decay=0.5, warmup_frac=0.0)
     with jax.enable_x64(False):
         params = init_model(jax.random.PRNGKey(0), 1, 10, 4, 2, 8)
-        opt = train.make_optimizer(args, 100, params)
+        opt = train.make_optimizer(cfg, 100, params)
         state = opt.init(params)
         zeros = jax.tree.map(jnp.zeros_like, params)
 
@@ -202,26 +180,26 @@ def test_optimizer_groups_ssm_lr_and_no_weight_decay():
 
 
 def test_a_few_steps_reduce_the_loss_on_a_fixed_batch():
-    args = train.build_parser().parse_args(
-        ["--sample", "--limit-train", "32", "--d-model", "8", "--n-layers", "1", "--N", "8",
-         "--dropout", "0", "--lr", "3e-2", "--ssm-lr", "1e-2", "--warmup-frac", "0"]
-    )  # fmt: skip
-    arrays = train.load_arrays(args)
+    cfg = engine.TrainConfig(sample=True, limit_train=32, d_model=8, n_layers=1, N=8, dropout=0.0, lr=3e-2,
+                             ssm_lr=1e-2, warmup_frac=0.0)  # fmt: skip
+    arrays = train.load_arrays(cfg)
     assert arrays["x_train"].shape == (32, 28, 28) and arrays["source"].startswith("shipped sample")
     with jax.enable_x64(False):
-        params = init_model(jax.random.PRNGKey(0), 1, 10, 8, 1, 8)
-        opt = train.make_optimizer(args, 20, params)
-        opt_state = opt.init(params)
-        train_step, eval_batch = train.make_steps(args, opt, None)
-        x, y = jnp.asarray(arrays["x_train"]), jnp.asarray(arrays["y_train"])
-        idx = jnp.arange(16)
+        task = train.smnist_task(cfg, arrays, engine.resolve(cfg))
+        params = task.init(jax.random.PRNGKey(0))
+        opt = train.make_optimizer(cfg, 20, params)
+        state = {"params": params, "opt": opt.init(params)}
+        train_step, eval_step = engine.make_steps(task, opt, 0.0)
+        zeros = engine.zero_sums(task, state, task.train, 16)
+        batch = {k: v[:16] for k, v in task.train.items()}
         mask = jnp.ones(16, jnp.float32)
-        before = float(eval_batch(params, x[idx], y[idx], mask)[0]) / 16
+        before = float(eval_step(params, batch, mask)["loss"]) / 16
         losses = []
         for s in range(8):
-            params, opt_state, loss, _ = train_step(params, opt_state, x, y, idx, jax.random.PRNGKey(s))
-            losses.append(float(loss))
-        after = float(eval_batch(params, x[idx], y[idx], mask)[0]) / 16
+            state, sums = train_step(state, jax.tree.map(jnp.copy, zeros), task.train, jnp.arange(16),
+                                     jax.random.PRNGKey(s))  # fmt: skip
+            losses.append(float(sums["loss"]))
+        after = float(eval_step(state["params"], batch, mask)["loss"]) / 16
     print(f"loss on the fixed batch: {before:.4f} → {after:.4f} (step losses {np.round(losses, 3)})")
     assert abs(losses[0] - before) < 1e-4  # the first step's loss is the loss before any update
     # a clear decrease (≈ 0.29 nats measured), far above float32 noise; the step losses go down too
@@ -238,20 +216,21 @@ def test_cli_writes_every_artifact(runs):
     out, res = runs
     d = out["A"]
     config = json.loads((d / "config.json").read_text())
-    for key in ("command", "commit", "device", "jax_version", "date", "n_params", "data_source"):
+    for key in ("command", "commit", "device", "jax_version", "date", "n_params", "data_source", "segments"):
         assert config[key] not in (None, ""), key
     assert config["jax_version"] == jax.__version__
     assert config["command"].startswith("python -m s4lite.train ") and "--epochs 3" in config["command"]
-    assert config["epochs"] == 3 and config["d-model"] == 4 and config["n_params"] == 242
+    assert config["epochs"] == 3 and config["d_model"] == 4 and config["n_params"] == 242
     rows = read_jsonl(d / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     for r in rows:
         for k in ("train_loss", "train_acc", "test_loss", "test_acc", "samples_per_s", "train_time", "wall_time"):
             assert np.isfinite(r[k]), k
     csv_lines = (d / "metrics.csv").read_text().strip().splitlines()
-    assert csv_lines[0].split(",")[:5] == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
+    assert csv_lines[0].split(",")[:3] == ["epoch", "train_loss", "train_acc"]
     assert len(csv_lines) == 4 and float(csv_lines[3].split(",")[1]) == pytest.approx(rows[2]["train_loss"], rel=1e-12)
-    assert json.loads((d / "checkpoint.json").read_text())["epoch"] == 3
+    _, meta = engine.read_checkpoint(d / "checkpoint.safetensors")
+    assert meta["epoch"] == 3 and meta["config"]["d_model"] == 4
     with np.load(d / "kernels.npz", allow_pickle=False) as k:
         keys = set(k.files)
         assert keys == {f"{a}_{b}" for a in ("kernels", "step", "Lambda") for b in ("init", "final")}
@@ -264,25 +243,22 @@ def test_cli_writes_every_artifact(runs):
     assert summary["epochs"] == 3 and summary["final_test_acc"] == rows[-1]["test_acc"]
 
 
-def test_checkpoint_is_safetensors_not_pickle(runs):
+def test_checkpoint_is_one_safetensors_file_keyed_by_path(runs):
     out, _ = runs
     raw = (out["A"] / "checkpoint.safetensors").read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])  # safetensors: u64 little-endian header length, then JSON
-    assert raw[8:9] == b"{"
     header = json.loads(raw[8 : 8 + n])
-    assert "params/0000" in header and any(k.startswith("opt/") for k in header)
+    assert "params/layers/0/s4/log_step" in header and "params/encoder/W" in header
+    assert any(k.startswith("opt/") for k in header)
     assert all(v["dtype"] in ("F32", "I32", "F64", "I64") for k, v in header.items() if k != "__metadata__")
     end = max(v["data_offsets"][1] for k, v in header.items() if k != "__metadata__")
-    assert len(raw) == 8 + n + end  # nothing else in the file
-    assert b"\x80\x04\x95" not in raw[:16] and not raw.startswith(b"PK")  # no pickle, no zip
+    assert len(raw) == 8 + n + end  # nothing else in the file: no pickle
+    assert not (out["A"] / "checkpoint.json").exists()  # one file, not a pair
 
 
-def test_resume_reproduces_the_straight_run(runs):
+def test_resume_reproduces_the_straight_run_and_records_both_segments(runs):
     out, res = runs
-    a_rows = read_jsonl(out["A"] / "metrics.jsonl")
-    b_csv = (out["B"] / "metrics.csv").read_text().strip().splitlines()
-    assert [r["epoch"] for r in a_rows] == [1, 2, 3] and len(b_csv) == 4
-    b_rows = read_jsonl(out["B"] / "metrics.jsonl")
+    a_rows, b_rows = read_jsonl(out["A"] / "metrics.jsonl"), read_jsonl(out["B"] / "metrics.jsonl")
     assert [r["epoch"] for r in b_rows] == [1, 2, 3]
     for a, b in zip(a_rows, b_rows):
         for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
@@ -296,26 +272,35 @@ def test_resume_reproduces_the_straight_run(runs):
     with np.load(out["A"] / "kernels.npz") as ka, np.load(out["B"] / "kernels.npz") as kb:
         for k in ka.files:
             np.testing.assert_allclose(kb[k], ka[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    segments = json.loads((out["B"] / "config.json").read_text())["segments"]
+    assert [s["start_epoch"] for s in segments] == [0, 2]
+    assert "--resume" not in segments[0]["command"] and segments[1]["command"].endswith("--resume")
+    assert all(s["compile_s"] > 0 and s["commit"] and s["date"] for s in segments)
+    # compilation is timed apart: the training time is the sum of the epochs' times
+    assert b_rows[-1]["train_time"] == pytest.approx(sum(r["epoch_time"] for r in b_rows), rel=1e-9)
 
 
-def test_resume_after_a_crash_before_the_checkpoint_reproduces_the_straight_run(runs):
-    """Killed after epoch 3's metrics were written but before its checkpoint: the resumed run redoes
-    epoch 3 from the epoch-2 checkpoint and must land on the same parameters and metrics."""
-    out, res = runs
-    a_last = read_jsonl(out["A"] / "metrics.jsonl")[-1]
-    c_csv = (out["C"] / "metrics.csv").read_text().strip().splitlines()
-    assert [int(line.split(",")[0]) for line in c_csv[1:]] == [1, 2, 3]
-    c_last = dict(zip(c_csv[0].split(","), map(float, c_csv[-1].split(","))))
-    for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
-        assert c_last[k] == pytest.approx(a_last[k], rel=1e-6, abs=1e-6), k
-    ta, tc = read_tensors(out["A"] / "checkpoint.safetensors"), read_tensors(out["C"] / "checkpoint.safetensors")
-    for k in ta:
-        np.testing.assert_allclose(tc[k], ta[k], rtol=1e-6, atol=1e-7, err_msg=k)
+def test_resume_checks_ssm_init_before_training(runs, tmp_path):
+    d = tmp_path / "run"
+    shutil.copytree(runs[0]["A"], d)
+    (d / "ssm_init.npz").unlink()
+    before = (d / "metrics.jsonl").read_text()
+    with pytest.raises(SystemExit, match=r"^--resume: .*has no ssm_init\.npz"):
+        run_main(TINY + ["--epochs", "3", "--out", str(d), "--resume"])
+    assert (d / "metrics.jsonl").read_text() == before
 
 
-def test_metrics_jsonl_has_one_line_per_epoch_after_a_resume(runs):
-    out, _ = runs
-    assert [r["epoch"] for r in read_jsonl(out["C"] / "metrics.jsonl")] == [1, 2, 3]
+@pytest.mark.parametrize(
+    "change, message",
+    [(["--d-model", "8"], "--d-model: 4 → 8"), (["--ema", "0.9"], "--ema: 0.0 → 0.9"),
+     (["--task", "psmnist"], "--task: 'smnist' → 'psmnist'"), (["--epochs", "5"], "--epochs: 3 → 5")],
+)  # fmt: skip
+def test_resume_refuses_changed_settings_before_loading_data(runs, tmp_path, change, message):
+    d = tmp_path / "run"
+    shutil.copytree(runs[0]["A"], d)
+    args = TINY + ["--epochs", "3", "--out", str(d), "--resume"] + change
+    with pytest.raises(SystemExit, match=rf"^--resume: .*{message}"):
+        run_main(args)
 
 
 def test_divergence_stops_with_a_clear_message(tmp_path):
@@ -326,14 +311,20 @@ def test_divergence_stops_with_a_clear_message(tmp_path):
         run_main(args)
     # epoch 1 was finished and saved; nothing is saved for the diverged epoch 2
     assert [r["epoch"] for r in read_jsonl(d / "metrics.jsonl")] == [1]
-    assert json.loads((d / "checkpoint.json").read_text())["epoch"] == 1
+    assert engine.read_checkpoint(d / "checkpoint.safetensors")[1]["epoch"] == 1
 
 
-def test_cli_rejects_bad_options(tmp_path):
-    with pytest.raises(SystemExit, match="--N"):
-        run_main(TINY + ["--N", "7", "--out", str(tmp_path / "odd")])
-    with pytest.raises(SystemExit, match="--batch-size"):
-        run_main(TINY + ["--batch-size", "64", "--out", str(tmp_path / "big")])
+@pytest.mark.parametrize(
+    "args, match",
+    [(["--N", "7"], "--N"), (["--batch-size", "64"], "--batch-size: 64 is larger"), (["--epochs", "0"], "--epochs"),
+     (["--epochs", "-1"], "--epochs"), (["--lr=-1e-3"], "--lr"), (["--ssm-lr", "-1"], "--ssm-lr"),
+     (["--batch-size", "0"], "--batch-size: expected"), (["--batch-size", "-5"], "--batch-size: expected"),
+     (["--eval-batch", "0"], "--eval-batch"), (["--d-model", "0"], "--d-model"), (["--n-layers", "0"], "--n-layers")],
+)  # fmt: skip
+def test_cli_rejects_bad_options_before_any_work(tmp_path, args, match):
+    with pytest.raises(SystemExit, match=rf"^{match}"):
+        run_main(TINY + args + ["--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -372,7 +363,7 @@ def _cli_args(d: Path, out: Path) -> list[str]:
 def test_cli_reads_the_good_files(data_dir, tmp_path):
     d, _ = data_dir
     args = train.build_parser().parse_args(_cli_args(d, tmp_path / "ok"))
-    arrays = train.load_arrays(args)
+    arrays = train.load_arrays(engine.config_from_args(engine.TrainConfig, args))
     assert arrays["source"].startswith("official 60k")
     assert arrays["x_train"].shape == (64, 28, 28) and arrays["x_test"].shape == (32, 28, 28)
 
@@ -391,13 +382,13 @@ def test_cli_rejects_a_truncated_file_with_matching_md5(data_dir, tmp_path, monk
     assert not (out / "metrics.jsonl").exists() and not (out / "checkpoint.safetensors").exists()
 
 
-def test_cli_rejects_a_file_with_wrong_md5(data_dir, tmp_path):
+def test_cli_reports_a_file_with_wrong_md5_as_corrupted(data_dir, tmp_path):
     d, table = data_dir
     name = table["test_images"][0]
     raw = (d / name).read_bytes()
     (d / name).write_bytes(raw[: len(raw) // 2])  # the table keeps the good file's md5
     out = tmp_path / "run"
     with pytest.warns(UserWarning, match=rf"{name}: md5 .* does not match"):
-        with pytest.raises(SystemExit, match=r"^data: .*MNIST test split not found.*download failed"):
+        with pytest.raises(SystemExit, match=rf"(?s)^data: corrupted MNIST file.*{name}.*download of fresh copies failed"):
             run_main(_cli_args(d, out))
     assert not (out / "metrics.jsonl").exists() and not (out / "checkpoint.safetensors").exists()
