@@ -109,7 +109,10 @@ def model_name(cfg: dict[str, Any]) -> str:
     """A short label: ``S4``, ``S4D-Lin``, ``Mamba``, ``Mamba (LTI S4D)``."""
     if cfg.get("arch") == "mamba":
         return "Mamba" if cfg["selective"] else "Mamba (LTI S4D)"
-    return "S4" if cfg["ssm"] == "s4" else f"S4D-{cfg['init'].capitalize()}"
+    if cfg["ssm"] == "s4":
+        return "S4"
+    name = f"S4D-{cfg['init'].capitalize()}"
+    return name + " (bilinear)" if cfg.get("discretization") == "bilinear" else name
 
 
 def collect(run_dirs: list[str], out: str | None) -> dict[str, Any]:
@@ -117,12 +120,16 @@ def collect(run_dirs: list[str], out: str | None) -> dict[str, Any]:
     date, final_test_accuracy, final_test_seq, history: [{epoch, test_accuracy, train_loss, train_time}]}]}``."""
     runs = []
     for d in run_dirs:
+        if not (Path(d) / "config.json").is_file():
+            raise SystemExit(f"{d}: not a run directory (no config.json)")
         cfg = engine.read_run_config(d)
         rows = engine.read_jsonl(Path(d) / "metrics.jsonl")
         if not rows:
             raise SystemExit(f"{d}: no finished epoch in metrics.jsonl")
         runs.append({
             "model": model_name(cfg), "arch": cfg.get("arch", "s4"), "ssm": cfg.get("ssm"), "init": cfg.get("init"),
+            "discretization": cfg.get("discretization"), "lr": cfg.get("lr"), "ssm_lr": cfg.get("ssm_lr"),
+            "weight_decay": cfg.get("weight_decay"), "ssm_weight_decay": cfg.get("ssm_weight_decay", 0.0),
             "seq_len": cfg.get("seq_len"), "n_tokens": cfg.get("n_tokens"), "seed": cfg["seed"],
             "n_params": cfg["n_params"],
             "command": cfg["command"], "commit": cfg["commit"], "device": cfg.get("device_kind", cfg["device"]),

@@ -139,14 +139,19 @@ class TrainConfig:
     lr: float = option(5e-3, "peak learning rate of the non-SSM parameters", check=">=0")
     ssm_lr: float = option(1e-3, "peak learning rate of the SSM parameters (no weight decay)", check=">=0")
     weight_decay: float = option(0.01, "AdamW weight decay of the non-SSM parameters", check=">=0")
+    ssm_weight_decay: float = option(
+        0.0, "AdamW weight decay of the SSM parameters (S4's recipe: none)", check=">=0"
+    )
     warmup_frac: float = option(0.05, "share of the steps in linear warm-up (then cosine decay)", check="[0,1]")
     ema: float = option(0.0, "evaluate a moving average of the weights with this decay (0: off)", check="[0,1)")
     seed: int = option(0, "random seed of the initialization and of the data order", check="int>=0")
     prng: str = option("threefry2x32", "random-bit generator for dropout/augmentation", choices=("threefry2x32", "rbg"))
     # how the S4 layers compute (same numbers up to roundoff, except toeplitz_bf16)
     conv: str = option(
-        "fft", "causal convolution: fft, toeplitz, or toeplitz_bf16 (bfloat16 products, ~1e-3 error)",
-        choices=("fft", "toeplitz", "toeplitz_bf16"),
+        "fft",
+        "causal convolution: fft, toeplitz, toeplitz_bf16 or toeplitz_lean (bfloat16 products,"
+        " ~1e-3 error; lean: bf16 Toeplitz matrix rebuilt in the backward pass)",
+        choices=("fft", "toeplitz", "toeplitz_bf16", "toeplitz_lean"),
     )
     kernel: str = option(
         "auto", "S4 kernel: xla, pallas (fused Triton kernel), auto (pallas on a GPU of compute capability >= 8.0)",
@@ -359,7 +364,10 @@ def resolve_backend(ssm: str = "s4", conv: str = "fft", kernel: str = "auto", di
     from . import layer
     from .model import Backend
 
-    convs = {"fft": layer.fft_conv, "toeplitz": layer.toeplitz_conv, "toeplitz_bf16": layer.toeplitz_conv_bf16}
+    from .fast_conv import toeplitz_conv_lean
+
+    convs = {"fft": layer.fft_conv, "toeplitz": layer.toeplitz_conv,
+             "toeplitz_bf16": layer.toeplitz_conv_bf16, "toeplitz_lean": toeplitz_conv_lean}  # fmt: skip
     if conv not in convs:
         raise ValueError(f"conv: expected one of {list(convs)}, got {conv!r}")
     if ssm == "s4":
@@ -426,7 +434,7 @@ def make_optimizer(cfg: Any, total_steps: int, params: Any, labels: Any = None) 
         return optax.warmup_cosine_decay_schedule(0.0, peak, warmup, max(total_steps, warmup + 1), 0.0)
 
     groups = {
-        "ssm": optax.adamw(schedule(cfg.ssm_lr), weight_decay=0.0),
+        "ssm": optax.adamw(schedule(cfg.ssm_lr), weight_decay=getattr(cfg, "ssm_weight_decay", 0.0)),
         "other": optax.adamw(schedule(cfg.lr), weight_decay=cfg.weight_decay),
         "frozen": optax.set_to_zero(),
     }

@@ -29,7 +29,7 @@ import optax
 from . import engine
 from .data import MNIST_MEAN, MNIST_STD, SEQ_LEN, load_task, permutation
 from .engine import TrainConfig, Task, make_optimizer, param_labels, run_info, summarize  # noqa: F401
-from .layer import s4_kernel, ssm_parts
+from .layer import s4_kernel
 from .model import Backend, classify, init_model
 
 Array = jax.Array
@@ -152,8 +152,10 @@ def ssm_snapshot(params: Any, L: int = SEQ_LEN, kernel: Any = s4_kernel) -> dict
         "kernels": np.stack([np.asarray(kernel(p, L)) for p in layers]),
         "step": np.stack([np.exp(np.asarray(p["log_step"])) for p in layers]),
     }
-    if all("log_neg_re" in p for p in layers):
-        snap["Lambda"] = np.stack([np.asarray(ssm_parts(p)[0]) for p in layers])
+    if all("log_neg_re" in p and "im" in p for p in layers):  # S4 and S4D: Λ = −e^{a} + i b
+        snap["Lambda"] = np.stack(
+            [-np.exp(np.asarray(p["log_neg_re"])) + 1j * np.asarray(p["im"]) for p in layers]
+        )
     return snap
 
 
@@ -192,7 +194,8 @@ def main(argv: list[str] | None = None, cfg: TrainConfig | None = None) -> dict[
     def record_init(out: Path, params: Any) -> None:
         np.savez(out / "ssm_init.npz", **ssm_snapshot(params, SEQ_LEN, backend.kernel))
 
-    extra = {"kernel_resolved": "pallas" if backend.kernel.__name__.endswith("fused") else "xla"}
+    name = getattr(backend.kernel, "__name__", type(backend.kernel).__name__)
+    extra = {"kernel_resolved": "pallas" if name.endswith("fused") else "xla"}
     task = smnist_task(cfg, arrays, backend)
     result = engine.fit(cfg, task, command=command, prog=PROG, extra=extra, needs=("ssm_init.npz",),
                         on_start=record_init)  # fmt: skip
