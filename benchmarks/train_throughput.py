@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--L", type=int, default=784)
     ap.add_argument("--steps", type=int, default=50, help="timed training steps")
     ap.add_argument("--dropout", type=float, default=0.25)
-    ap.add_argument("--conv", choices=["fft", "toeplitz", "toeplitz_bf16"], default="fft")
+    ap.add_argument("--conv", choices=["fft", "toeplitz", "toeplitz_bf16", "toeplitz_lean"], default="fft")
     ap.add_argument("--kernel", choices=["auto", "xla", "pallas"], default="auto")
     ap.add_argument("--prng", choices=["threefry2x32", "rbg"], default="threefry2x32")
     ap.add_argument("--out", default=None, help="write the JSON here")
