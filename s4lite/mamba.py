@@ -19,6 +19,7 @@ The model: token embedding → ``n_layers`` × (RMSNorm → block, residual) →
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import jax
@@ -113,6 +114,17 @@ def init_model(
     """A token model: embedding, ``n_layers`` residual Mamba-style blocks, norm, logits."""
     for name, v in (("vocab", vocab), ("n_layers", n_layers)):
         _check.length(name, v)
+    kw = tuple(sorted(block_kw.items()))
+    return _init_model(key, vocab, d_model, n_layers, N, selective, kw)
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
+def _init_model(
+    key: Array, vocab: int, d_model: int, n_layers: int, N: int, selective: bool,
+    kw: tuple,
+) -> Params:  # fmt: skip
+    """:func:`init_model`, compiled once per configuration (eager, it compiles op by op)."""
+    block_kw = dict(kw)
     keys = jax.random.split(key, n_layers + 2)
     return {
         "embed": jax.random.normal(keys[0], (vocab, d_model)) * 0.1,

@@ -16,6 +16,7 @@ sequence to the next, so it needs a content-based choice of what to keep.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import jax
@@ -39,6 +40,11 @@ def selective_copying(
 ) -> dict[str, Array]:
     """``n`` examples of length ``L + k``: ``inputs``, ``targets`` (int32) and ``mask``
     (bool: the last k positions), all ``(n, L + k)``. Deterministic given ``key``."""
+    return _draw(key, n, L, k, n_colors)  # one compiled program per shape
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _draw(key: Array, n: int, L: int, k: int, n_colors: int) -> dict[str, Array]:
     k_pos, k_tok = jax.random.split(key)
     order = jnp.argsort(jax.random.uniform(k_pos, (n, L)), axis=1)
     positions = jnp.sort(order[:, :k], axis=1)  # (n, k): where the data tokens sit

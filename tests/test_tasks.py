@@ -59,3 +59,18 @@ def test_copying_cli_tiny(tmp_path):
     assert rec["runs"][0]["final_test_accuracy"] == res["history"][-1]["test_acc"]
     with pytest.raises(SystemExit, match="--seq-len"):
         copying.main(["--seq-len", "0", "--out", str(tmp_path / "bad")])
+
+
+def test_generator_and_model_init_compile_once_per_shape():
+    """Both are jitted (eager, they compile op by op): same values on every call."""
+    from s4lite import mamba
+
+    a = tasks.selective_copying(jax.random.PRNGKey(3), 4, 10, 2, 3)
+    b = tasks.selective_copying(jax.random.PRNGKey(3), 4, 10, 2, 3)
+    np.testing.assert_array_equal(a["inputs"], b["inputs"])
+    for selective in (True, False):
+        p = mamba.init_model(jax.random.PRNGKey(0), 5, 8, 2, 4, selective, dt_max=0.05)
+        q = mamba.init_model(jax.random.PRNGKey(0), 5, 8, 2, 4, selective, dt_max=0.05)
+        assert len(p["layers"]) == 2 and ("lti" in p["layers"][0]["block"]) != selective
+        for x, y in zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(q)):
+            np.testing.assert_array_equal(x, y)
