@@ -1,7 +1,12 @@
-"""Shared test setup: float64 on (before anything imports JAX arrays), and random-system fixtures.
+"""Shared test setup: float64 on (before anything imports JAX arrays), Hypothesis profiles, and
+random-system fixtures.
 
 Everything here is cheap: no JIT compilation and no large arrays at import or fixture time.
+Hypothesis runs the ``quick`` profile (20 examples per property) unless ``S4LITE_HYPOTHESIS=thorough``
+(200 examples) is set; tests that pass their own ``max_examples`` keep it.
 """
+
+import os
 
 import jax
 
@@ -11,6 +16,12 @@ from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_COMMON = {"deadline": None, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("quick", max_examples=20, **_COMMON)
+settings.register_profile("thorough", max_examples=200, **_COMMON)
+settings.load_profile(os.environ.get("S4LITE_HYPOTHESIS", "quick"))
 
 
 def random_stable_system(

@@ -19,7 +19,7 @@ def _scipy(A, B, step, method):
 
 
 @pytest.mark.parametrize("method", disc.METHODS)
-@pytest.mark.parametrize("N, step", [(1, 0.5), (4, 0.01), (4, 1.0)])
+@pytest.mark.parametrize("N, step", [(1, 0.5), (4, 1.0)])
 def test_matches_cont2discrete(rng, stable_system, relerr, method, N, step):
     A, B, _ = stable_system(rng, N)
     Ab, Bb = getattr(disc, method)(A, B, step)

@@ -11,14 +11,13 @@ examples take minutes. Jitted, each shape compiles once. (Argument checks are ex
 
 import jax
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from conftest import random_dplr, random_stable_system
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from s4lite import convolution, kernel, recurrence
 from s4lite import discretize as disc
 from s4lite.hippo import dplr_to_dense
-
-from conftest import random_dplr, random_stable_system
 
 scan_ssm = jax.jit(recurrence.scan_ssm)
 kernel_naive = jax.jit(convolution.kernel_naive, static_argnums=3)
@@ -27,9 +26,7 @@ discretize = jax.jit(disc.discretize, static_argnums=3)
 bilinear = jax.jit(disc.bilinear)
 kernel_dplr = jax.jit(kernel.kernel_dplr, static_argnums=6)
 
-SETTINGS = settings(
-    max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings()  # the profile loaded in conftest.py (20 examples; 200 when thorough)
 TOL = 1e-11
 
 
@@ -132,7 +129,7 @@ def test_stable_maps_to_inside_unit_circle(sys):
         np.testing.assert_allclose(np.sort(np.abs(mu)), expect, rtol=1e-6)
 
 
-@settings(max_examples=25, deadline=None, database=None)
+@settings(max_examples=10)
 @given(st.sampled_from([2, 6]), st.sampled_from([1, 2]), st.floats(1e-3, 1.0), st.integers(0, 2**32 - 1))
 def test_dplr_kernel_equals_naive(N, r, step, seed):
     """Theorem 3 on random DPLR systems (Q ≠ P): kernel_dplr == Re kernel_naive(bilinear(dense A))."""

@@ -16,7 +16,7 @@ def _lsim(A, B, C, D, u, t, x0=None):
     return y, x
 
 
-@pytest.mark.parametrize("N, D, with_x0", [(1, 0.0, False), (4, 0.0, False), (4, 0.7, True), (4, -1.3, True)])
+@pytest.mark.parametrize("N, D, with_x0", [(1, 0.0, False), (4, -1.3, True)])
 def test_simulate_matches_lsim(rng, stable_system, relerr, N, D, with_x0):
     A, B, C = stable_system(rng, N)
     t = np.linspace(0.0, 10.0, 201)

@@ -1,1 +1,1 @@
-"""Plotting and widget callbacks for the chapters; one module per topic."""
+"""Code shared by two or more chapters: reading artifacts, errors, tables, timers."""
