@@ -18,7 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 env: $(STAMP)
 
 book: $(STAMP)
-	JAX_PLATFORMS=cpu $(VENV)/bin/jupyter-book build . -W -n --keep-going
+	JAX_PLATFORMS=cpu OPENBLAS_NUM_THREADS=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo
 	@echo "Chapter execution times (this build or the cached one it reused):"
 	@$(PY) tools/chapter_times.py _build/.jupyter_cache

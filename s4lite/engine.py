@@ -904,7 +904,7 @@ def summarize(history: list[dict[str, Any]], config: dict[str, Any]) -> dict[str
     """Final and best test accuracy, time to 99% (training and wall seconds), median throughput.
 
     The median throughput is over epochs 2… (upper median): runs recorded before compilation was
-    timed apart have it inside epoch 1, and ``s4lite.viz.training.run_facts`` recomputes the same.
+    timed apart have it inside epoch 1, and `the chapters` recomputes the same.
     """
     if not history:
         return {"epochs": 0}

@@ -299,21 +299,22 @@ def _full(x: Array) -> Array:
 
 
 def c_from_ctilde(Lambda: Any, P: Any, Ct: Any, step: Any, L: int) -> np.ndarray:
-    r"""Solve :math:`C (I - \bar A^L) = \tilde C` for C, in float64 on the host, one channel at a time.
+    r"""Solve :math:`C (I - \bar A^L) = \tilde C` for C, in float64 on the host.
 
-    ``Lambda, P, Ct`` are the full ``(H, N)`` conjugate-closed arrays, ``step (H,)``. It is a one-off
-    set-up, so it is done in float64 on the host: exact enough whatever the device's matmul
-    precision (why that matters: ``artifacts/generation/README.md``).
+    ``Lambda, P, Ct`` are the full ``(H, N)`` conjugate-closed arrays, ``step (H,)``.
+    With :math:`A_h = \Lambda_h - P_h P_h^*` and
+    :math:`\bar A_h = (2/\Delta_h - A_h)^{-1}(2/\Delta_h + A_h)`, the H systems are
+    solved at once, stacked ``(H, N, N)``. It is a one-off set-up, so it is done in
+    float64 on the host: exact enough whatever the device's matmul precision (why that
+    matters: ``artifacts/generation/README.md``).
     """
     Lambda, P, Ct, step = (np.asarray(x, np.complex128) for x in (Lambda, P, Ct, step))
-    H, N = Lambda.shape
-    eye = np.eye(N)
-    C = np.empty((H, N), np.complex128)
-    for h in range(H):
-        A = np.diag(Lambda[h]) - np.outer(P[h], P[h].conj())
-        Ab = np.linalg.solve(eye * (2.0 / step[h]) - A, eye * (2.0 / step[h]) + A)
-        C[h] = np.linalg.solve((eye - np.linalg.matrix_power(Ab, L)).T, Ct[h])
-    return C
+    eye = np.eye(Lambda.shape[-1])
+    A = Lambda[:, :, None] * eye - P[:, :, None] * P.conj()[:, None, :]  # (H, N, N)
+    two_over = (2.0 / step)[:, None, None] * eye
+    Ab = np.linalg.solve(two_over - A, two_over + A)
+    M = np.swapaxes(eye - np.linalg.matrix_power(Ab, L), -1, -2)
+    return np.linalg.solve(M, Ct[:, :, None])[:, :, 0]
 
 
 def recurrent_form(params: Params, L: int) -> tuple[DiscreteDPLR, Array]:
