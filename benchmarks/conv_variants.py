@@ -13,37 +13,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from s4lite import fast_conv, layer  # noqa: E402
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+from s4lite.engine import check_options, fail  # noqa: E402
+from s4lite.viz.common import time_fn  # noqa: E402
 
 
 def median_ms(fn, *args, repeats: int) -> float:
-    for _ in range(3):
-        jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+    """Median milliseconds of ``fn(*args)`` after 3 untimed calls (the book's ``time_fn``)."""
+    return 1e3 * time_fn(fn, *args, repeats=repeats, warmup=3)
 
 
 def run_meta() -> dict:
@@ -58,15 +42,15 @@ def run_meta() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--batch-size", type=_positive_int, default=128, help="B (default 128)")
-    ap.add_argument("--L", type=_positive_int, default=784, help="sequence length (default 784)")
-    ap.add_argument("--H", type=_positive_int, default=128, help="channels (default 128)")
-    ap.add_argument("--repeats", type=_positive_int, default=20, help="timed calls (default 20)")
+    ap.add_argument("--batch-size", type=int, default=128, help="B (default 128)")
+    ap.add_argument("--L", type=int, default=784, help="sequence length (default 784)")
+    ap.add_argument("--H", type=int, default=128, help="channels (default 128)")
+    ap.add_argument("--repeats", type=int, default=20, help="timed calls (default 20)")
     ap.add_argument("--out", default=None, help="write the JSON here")
     a = ap.parse_args(argv)
+    check_options(a, {"batch_size": "int>=1", "L": "int>=1", "H": "int>=1", "repeats": "int>=1"})
     if a.out and Path(a.out).is_dir():
-        print(f"--out: expected a file path, got the directory {a.out}", file=sys.stderr)
-        return 2
+        fail(f"--out: expected a file path, got the directory {a.out}")
 
     k = jax.random.split(jax.random.PRNGKey(0), 3)
     u = jax.random.normal(k[0], (a.batch_size, a.L, a.H))

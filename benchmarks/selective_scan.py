@@ -47,23 +47,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-time", type=float, default=0.2)
     p.add_argument("--quick", action="store_true", help="tiny sizes for a CPU smoke test")
     p.add_argument("--out", default=None, help="write the JSON record here")
+    from s4lite.engine import fail
+
     args = p.parse_args(argv)
     if args.quick:
         args.L, args.sizes, args.kernel_H, args.kernel_N, args.repeats, args.min_time = [32, 64], ["4x4"], 4, 8, 1, 0.0
     for L in args.L:
         if L < 1:
-            p.error(f"--L: expected integers >= 1, got {L}")
+            fail(f"--L: expected integers >= 1, got {L}")
     parsed = []
     for s in args.sizes:
         parts = s.lower().split("x")
         if len(parts) != 2 or not all(x.isdigit() and int(x) >= 1 for x in parts):
-            p.error(f"--sizes: expected D_INxN with positive integers (e.g. 256x16), got {s!r}")
+            fail(f"--sizes: expected D_INxN with positive integers (e.g. 256x16), got {s!r}")
         parsed.append((int(parts[0]), int(parts[1])))
     args.sizes = parsed
     if args.kernel_H < 0 or args.kernel_N < 2 or args.kernel_N % 2:
-        p.error(f"--kernel-N: expected an even integer >= 2 (and --kernel-H >= 0), got {args.kernel_N}")
+        fail(f"--kernel-N: expected an even integer >= 2 (and --kernel-H >= 0), got {args.kernel_N}")
     if args.repeats < 1:
-        p.error(f"--repeats: expected an integer >= 1, got {args.repeats}")
+        fail(f"--repeats: expected an integer >= 1, got {args.repeats}")
     return args
 
 

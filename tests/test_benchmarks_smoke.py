@@ -123,6 +123,8 @@ def test_every_benchmark_rejects_a_bad_number_before_any_work():
         "kernel.py": (["--L", "-16"], "--L: expected"),
         "gpu_numerics.py": (["--N", "7"], "--N: expected an even"),
         "step_variants.py": (["--H", "0"], "--H: expected"),
+        "conv_variants.py": (["--L", "0"], "--L: expected"),
+        "selective_scan.py": (["--L", "-3"], "--L: expected"),
     }
     procs = {
         name: subprocess.Popen([sys.executable, str(BENCH / name), *args], cwd=ROOT, env=env, text=True,
