@@ -67,7 +67,7 @@ toeplitz_conv_lean.defvjp(_lean_fwd, _lean_bwd)
 
 @jax.custom_vjp
 def toeplitz_conv_fftgrad(u: Array, K: Array) -> Array:
-    """As :func:`toeplitz_conv_lean`, but the kernel gradient by an FFT cross-correlation (f32)."""
+    """As :func:`toeplitz_conv_lean`, but the kernel gradient by an FFT cross-correlation (≥ f32)."""
     return toeplitz_conv_lean(u, K)
 
 
@@ -80,8 +80,9 @@ def _fftgrad_bwd(res, dy: Array):
     L = u.shape[1]
     n = 1 << (2 * L - 1).bit_length()
     du = _matmul("hij,bih->bjh", toeplitz_bf16(K), dy).astype(dy.dtype)
-    U = jnp.fft.rfft(u.astype(jnp.float32), n=n, axis=1)
-    G = jnp.fft.rfft(dy.astype(jnp.float32), n=n, axis=1)
+    dt = jnp.promote_types(u.dtype, jnp.float32)  # at least float32 (float64 stays float64)
+    U = jnp.fft.rfft(u.astype(dt), n=n, axis=1)
+    G = jnp.fft.rfft(dy.astype(dt), n=n, axis=1)
     corr = jnp.fft.irfft(jnp.sum(G * jnp.conj(U), axis=0), n=n, axis=0)[:L]  # (L, H)
     return du, corr.T.astype(K.dtype)
 
