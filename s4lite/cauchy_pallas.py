@@ -43,6 +43,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from . import _check
 from .kernel import half_spectrum_roots
 
 Array = jax.Array
@@ -80,7 +81,10 @@ def _compiler_params():
 
 
 def _tiles(t_ref, a_ref, b_ref):
-    """The four real ``(block_m, n)`` matrices of one program: Re/Im of r1 = 1/(it − w), r2 = 1/(it − w̄)."""
+    """The four real ``(block_m, n)`` matrices of one program.
+
+    Re and Im of r1 = 1/(it − w) and r2 = 1/(it − w̄).
+    """
     y = t_ref[...][:, None]
     a = a_ref[...][None, :]
     b = b_ref[...][None, :]
@@ -117,7 +121,9 @@ def _backward_kernel(J: int):
         da_ref, db_ref = refs[3 + 6 * J :]
         x1, y1, x2, y2 = _tiles(t_ref, a_ref, b_ref)
         alpha, beta, gamma, delta = x1 + x2, y2 - y1, y1 + y2, x1 - x2
-        Ar = Ai = Wr = Wi = None  # Σ_j conj(v_j) g_j = A,  Σ_j v_j g_j = W   (block_m, n)
+        Ar = Ai = Wr = Wi = (
+            None  # Σ_j conj(v_j) g_j = A,  Σ_j v_j g_j = W   (block_m, n)
+        )
         for j in range(J):
             g_re = gr[j][...][:, None]
             g_im = gi[j][...][:, None]
@@ -130,7 +136,12 @@ def _backward_kernel(J: int):
             if Ar is None:
                 Ar, Ai, Wr, Wi = terms
             else:
-                Ar, Ai, Wr, Wi = Ar + terms[0], Ai + terms[1], Wr + terms[2], Wi + terms[3]
+                Ar, Ai, Wr, Wi = (
+                    Ar + terms[0],
+                    Ai + terms[1],
+                    Wr + terms[2],
+                    Wi + terms[3],
+                )
         s1, c1 = x1 * x1 - y1 * y1, 2.0 * x1 * y1  # r1² = s1 + i c1
         s2, c2 = x2 * x2 - y2 * y2, 2.0 * x2 * y2  # r2² = s2 + i c2
         # ∇w = Σ_m conj(r1²) A + r2² conj(W)
@@ -150,7 +161,9 @@ def _specs(n: int, block_m: int):
     return node, pole, freq, part
 
 
-def _cauchy_forward(t: Array, a: Array, b: Array, vr: tuple, vi: tuple, block_m: int) -> tuple[tuple, tuple]:
+def _cauchy_forward(
+    t: Array, a: Array, b: Array, vr: tuple, vi: tuple, block_m: int
+) -> tuple[tuple, tuple]:
     from jax.experimental import pallas as pl
 
     J, (H, n), Mp = len(vr), a.shape, t.shape[0]
@@ -191,14 +204,18 @@ def _cauchy_backward(t, a, b, vr, vi, gr, gi, block_m: int):
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 5))
-def _cauchy_real(L: int, a: Array, b: Array, vr: tuple, vi: tuple, block_m: int) -> tuple[tuple, tuple]:
+def _cauchy_real(
+    L: int, a: Array, b: Array, vr: tuple, vi: tuple, block_m: int
+) -> tuple[tuple, tuple]:
     t = _padded_nodes(L, a.dtype, block_m)
     return _cauchy_forward(t, a, b, vr, vi, block_m)
 
 
 def _padded_nodes(L: int, dtype, block_m: int) -> Array:
     _, Mp = padded_sizes(1, L, block_m)
-    return jnp.pad(unit_circle_nodes(L, dtype), (0, Mp - (L // 2 + 1)))  # padded nodes t = 0: finite, sliced off
+    return jnp.pad(
+        unit_circle_nodes(L, dtype), (0, Mp - (L // 2 + 1))
+    )  # padded nodes t = 0: finite, sliced off
 
 
 def _cauchy_real_fwd(L, a, b, vr, vi, block_m):
@@ -216,29 +233,43 @@ def _cauchy_real_bwd(L, block_m, res, cot):
 _cauchy_real.defvjp(_cauchy_real_fwd, _cauchy_real_bwd)
 
 
-def cauchy_unit_circle(v: Array, w: Array, L: int, block_m: int = DEFAULT_BLOCK_M) -> Array:
-    r"""Fused conjugate-pair Cauchy kernel at the nodes :math:`i t_m` (:func:`unit_circle_nodes`).
-
-    .. math::
-        k_{hjm} = \sum_n \frac{v_{hjn}}{i t_m - w_{hn}} + \frac{\bar v_{hjn}}{i t_m - \bar w_{hn}}
-
-    ``v (H, J, n)`` complex, ``w (H, n)`` complex with ``Re w < 0``, → ``(H, J, L//2 + 1)`` complex.
-    Equals ``cauchy_conj_imag(v[h], 1j * unit_circle_nodes(L), w[h])`` for every h. Differentiable
-    in ``v`` and ``w`` (hand-written backward pass, also fused). ``n`` is padded to a power of two with
-    inert poles (w = −1, v = 0), the frequencies to a multiple of ``block_m`` (a power of two).
-    """
+def _cauchy_unit_circle_args(
+    v: Array, w: Array, L: int, block_m: int = DEFAULT_BLOCK_M
+) -> tuple:
     v, w = jnp.asarray(v), jnp.asarray(w)
     if w.ndim != 2:
         raise ValueError(f"w: expected shape (H, n), got {w.shape}")
     H, n = w.shape
     if v.ndim != 3 or v.shape[0] != H or v.shape[2] != n:
-        raise ValueError(f"v: expected shape (H, J, n) = ({H}, J, {n}) to match w, got {v.shape}")
+        raise ValueError(
+            f"v: expected shape (H, J, n) = ({H}, J, {n}) to match w, got {v.shape}"
+        )
     if block_m < 1 or block_m & (block_m - 1):
         raise ValueError(f"block_m: expected a power of two, got {block_m}")
     L = int(L)
     if L < 2:
         raise ValueError(f"L: expected a length >= 2, got {L}")
-    real = jnp.real(w).dtype
+    return v, w, L, block_m
+
+
+@_check.checked(_cauchy_unit_circle_args)
+def cauchy_unit_circle(
+    v: Array, w: Array, L: int, block_m: int = DEFAULT_BLOCK_M
+) -> Array:
+    r"""Fused conjugate-pair Cauchy kernel at the nodes :math:`i t_m`.
+
+    .. math::
+        k_{hjm} = \sum_n \frac{v_{hjn}}{i t_m - w_{hn}}
+                + \frac{\bar v_{hjn}}{i t_m - \bar w_{hn}}
+
+    ``v (H, J, n)`` complex, ``w (H, n)`` complex with ``Re w < 0``
+    → ``(H, J, L//2 + 1)`` complex; the nodes are :func:`unit_circle_nodes`. Equals
+    ``cauchy_conj_imag(v[h], 1j * unit_circle_nodes(L), w[h])`` for every h.
+    Differentiable in ``v`` and ``w`` (hand-written backward pass, also fused). ``n`` is
+    padded to a power of two with inert poles (w = −1, v = 0), the frequencies to a
+    multiple of ``block_m`` (a power of two).
+    """
+    n, real = w.shape[1], jnp.real(w).dtype
     npad = padded_sizes(n, L, block_m)[0] - n
     a = jnp.pad(jnp.real(w), ((0, 0), (0, npad)), constant_values=-1.0)
     b = jnp.pad(jnp.imag(w), ((0, 0), (0, npad)))
@@ -247,27 +278,41 @@ def cauchy_unit_circle(v: Array, w: Array, L: int, block_m: int = DEFAULT_BLOCK_
     vi = tuple(jnp.imag(vp[:, j]).astype(real) for j in range(v.shape[1]))
     kr, ki = _cauchy_real(L, a, b, vr, vi, block_m)
     M = L // 2 + 1
-    return jax.lax.complex(jnp.stack(kr, axis=1)[..., :M], jnp.stack(ki, axis=1)[..., :M])
+    return jax.lax.complex(
+        jnp.stack(kr, axis=1)[..., :M], jnp.stack(ki, axis=1)[..., :M]
+    )
 
 
 def kernel_dplr_conj_fused(
-    Lambda: Array, P: Array, B: Array, Ct: Array, step: Array, L: int, block_m: int = DEFAULT_BLOCK_M
+    Lambda: Array,
+    P: Array,
+    B: Array,
+    Ct: Array,
+    step: Array,
+    L: int,
+    block_m: int = DEFAULT_BLOCK_M,
 ) -> Array:
     r"""The H kernels of an S4 layer with the fused Cauchy kernel: real ``(H, L)``.
 
-    Same result as ``vmap(kernel_dplr_conj)`` (Theorem 3, conjugate symmetry, L/2+1 frequencies),
+    Same result as ``vmap(kernel_dplr_conj)`` (Theorem 3, conjugate symmetry, L/2+1
+    frequencies),
     computed as
 
     .. math::
-        \hat K(\omega) = \frac{2}{1+\omega}\cdot\frac{\Delta}{2}\Big[k'_{00} - \frac{\Delta}{2}\,\frac{k'_{01}k'_{10}}{1 + \tfrac{\Delta}{2}k'_{11}}\Big],
-        \qquad k'_{ij} = \text{Cauchy}(v_{ij}, w = \Lambda\Delta/2)
+        \hat K(\omega) = \frac{2}{1+\omega}\cdot\frac{\Delta}{2}\Big[k'_{00}
+            - \frac{\Delta}{2}\,
+              \frac{k'_{01}k'_{10}}{1 + \tfrac{\Delta}{2}k'_{11}}\Big],
+        \quad k'_{ij} = \text{Cauchy}(v_{ij}, w = \Lambda\Delta/2)
 
-    with :math:`v_{00} = \tilde C B,\ v_{01} = \tilde C P,\ v_{10} = \bar P B,\ v_{11} = \bar P P`
+    with :math:`v_{00} = \tilde C B,\ v_{01} = \tilde C P,`
+    :math:`v_{10} = \bar P B,\ v_{11} = \bar P P`
     (rank 1, Q = P). Shapes: ``Lambda, P, B, Ct (H, N/2)`` complex, ``step (H,)``.
     """
     half = step[:, None] / 2.0  # (H, 1)
     w = Lambda * half
-    v = jnp.stack([Ct * B, Ct * P, jnp.conj(P) * B, jnp.conj(P) * P], axis=1)  # (H, 4, N/2)
+    v = jnp.stack(
+        [Ct * B, Ct * P, jnp.conj(P) * B, jnp.conj(P) * P], axis=1
+    )  # (H, 4, N/2)
     k = cauchy_unit_circle(v, w, L, block_m)  # (H, 4, M)
     k00, k01, k10, k11 = k[:, 0], k[:, 1], k[:, 2], k[:, 3]
     core = half * (k00 - half * k01 * k10 / (1.0 + half * k11))
@@ -276,4 +321,10 @@ def kernel_dplr_conj_fused(
     return jnp.fft.irfft(Khat, n=L)
 
 
-__all__ = ["unit_circle_nodes", "padded_sizes", "cauchy_unit_circle", "kernel_dplr_conj_fused", "DEFAULT_BLOCK_M"]
+__all__ = [
+    "unit_circle_nodes",
+    "padded_sizes",
+    "cauchy_unit_circle",
+    "kernel_dplr_conj_fused",
+    "DEFAULT_BLOCK_M",
+]

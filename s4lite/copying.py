@@ -19,7 +19,6 @@ tool or of ``python -m s4lite.train``) into one file: ``{command, commit, device
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path

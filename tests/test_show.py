@@ -23,6 +23,17 @@ LIMIT = 88
 
 #: Every function a chapter shows with ``show_source`` (module path + attribute name).
 SHOWN: tuple[str, ...] = (
+    # chapter 8: the layer and the block; the appendix: the fused Pallas kernel
+    "s4lite.layer.init_s4",
+    "s4lite.layer.ssm_parts",
+    "s4lite.layer.s4_kernel",
+    "s4lite.layer.s4_apply",
+    "s4lite.layer.c_from_ctilde",
+    "s4lite.layer.fft_conv",
+    "s4lite.layer.toeplitz_conv",
+    "s4lite.model.block",
+    "s4lite.cauchy_pallas.kernel_dplr_conj_fused",
+    "s4lite.cauchy_pallas.cauchy_unit_circle",
     # chapter 1: the continuous SSM
     "s4lite.ssm.simulate",
     "s4lite.ssm.foh_matrices",
