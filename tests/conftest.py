@@ -88,3 +88,27 @@ def dplr_system() -> Callable[..., tuple[np.ndarray, ...]]:
 def relerr() -> Callable[..., float]:
     """The function :func:`rel_err` (max |a − b| / max |b|)."""
     return rel_err
+
+
+@pytest.fixture(scope="module")
+def compilation_cache(tmp_path_factory):
+    """JAX's persistent compilation cache in a temporary directory, for one test module.
+
+    Tests that call ``fit``/``main`` many times build new jitted closures; with the cache,
+    identical programs are compiled once and later runs load the executable (same HLO → same
+    executable, so results are unchanged). Restored afterwards. Use it with
+    ``pytestmark = pytest.mark.usefixtures("compilation_cache")``.
+    """
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+             "jax_persistent_cache_min_entry_size_bytes")  # fmt: skip
+    saved = {n: getattr(jax.config, n) for n in names}
+    cc.reset_cache()
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla_cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    yield
+    cc.reset_cache()
+    for n, v in saved.items():
+        jax.config.update(n, v)

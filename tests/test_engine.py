@@ -52,23 +52,7 @@ def fit32(cfg, task=None, **kw):
         return engine.fit(cfg, task or linear_task(), **kw)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """JAX's persistent compilation cache, for this module only: every ``fit`` builds new jitted
-    closures, and identical programs are then compiled once (same HLO, same executable)."""
-    from jax.experimental.compilation_cache import compilation_cache as cc
-
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-             "jax_persistent_cache_min_entry_size_bytes")  # fmt: skip
-    saved = {n: getattr(jax.config, n) for n in names}
-    cc.reset_cache()
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla_cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    yield
-    cc.reset_cache()
-    for n, v in saved.items():
-        jax.config.update(n, v)
+pytestmark = pytest.mark.usefixtures("compilation_cache")
 
 
 @pytest.fixture(scope="module")

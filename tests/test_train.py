@@ -51,30 +51,7 @@ def read_tensors(path: Path) -> dict[str, np.ndarray]:
     return load_file(str(path))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """JAX's persistent compilation cache in a temporary directory, for this module only.
-
-    Every ``main`` call builds new jitted closures; with the cache, identical programs are compiled
-    once and the later runs load the executable (same HLO → same executable, so results are
-    unchanged). Restored afterwards.
-    """
-    from jax.experimental.compilation_cache import compilation_cache as cc
-
-    names = (
-        "jax_compilation_cache_dir",
-        "jax_persistent_cache_min_compile_time_secs",
-        "jax_persistent_cache_min_entry_size_bytes",
-    )
-    saved = {n: getattr(jax.config, n) for n in names}
-    cc.reset_cache()
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla_cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    yield
-    cc.reset_cache()
-    for n, v in saved.items():
-        jax.config.update(n, v)
+pytestmark = pytest.mark.usefixtures("compilation_cache")
 
 
 @pytest.fixture(scope="module")
