@@ -95,6 +95,15 @@ def time_ms(fn: Callable[[], Any], repeats: int, min_time: float = 0.0, max_repe
     return float(np.median(times))
 
 
+def write_result(result: dict, path: str) -> None:
+    """Write a benchmark's JSON record (indented, newline at the end), creating its folder."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    print(f"wrote {path}")
+
+
 def git_commit() -> str:
     """The commit of the code that runs (see :func:`s4lite.engine.git_commit`)."""
     from s4lite.engine import git_commit as commit
@@ -378,11 +387,7 @@ def main(argv: list[str] | None = None) -> dict:
     batched = batched_benchmarks(args, real) if args.H > 0 else []
     result = {"meta": meta, "single": single, "batched": batched}
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        print(f"wrote {args.out}")
+        write_result(result, args.out)
     if args.plot:
         plot(result, args.plot)
         print(f"wrote {args.plot}")

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kernel import git_commit, time_ms  # noqa: E402  (benchmarks/kernel.py)
+from kernel import git_commit, time_ms, write_result  # noqa: E402  (benchmarks/kernel.py)
 
 DEFAULT_L = [256, 1024, 4096, 16384]
 
@@ -143,11 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"device: {meta['device']} ({meta['device_kind']}), jax {meta['jax_version']}", flush=True)
     result = {"meta": meta, "scan": scan_rows(args), "kernel": kernel_rows(args)}
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        print(f"wrote {args.out}")
+        write_result(result, args.out)
     return result
 
 
