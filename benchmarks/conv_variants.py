@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from s4lite import fast_conv, layer  # noqa: E402
+from s4lite import fast_conv, layer, model  # noqa: E402
 from s4lite.engine import check_options, fail  # noqa: E402
 from s4lite.viz.common import time_fn  # noqa: E402
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         keep = jax.random.bernoulli(key, 0.75, x.shape)
         return jnp.where(keep, x / 0.75, 0)
 
-    for name, fn in {"threefry_bernoulli": threefry, "bytes": lambda key, x: fast_conv.dropout_bytes(key, x, 0.25)}.items():
+    for name, fn in {"threefry_bernoulli": threefry, "bytes": lambda key, x: model.dropout_bytes(key, x, 0.25)}.items():
         out[f"dropout_ms_{name}"] = median_ms(jax.jit(fn), key, x, repeats=a.repeats)
         print(name, out[f"dropout_ms_{name}"])
     if a.out:

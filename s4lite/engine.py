@@ -148,14 +148,23 @@ class TrainConfig:
     prng: str = option("threefry2x32", "random-bit generator for dropout/augmentation", choices=("threefry2x32", "rbg"))
     # how the S4 layers compute (same numbers up to roundoff, except toeplitz_bf16)
     conv: str = option(
-        "fft",
+        "auto",
         "causal convolution: fft, toeplitz, toeplitz_bf16 or toeplitz_lean (bfloat16 products,"
-        " ~1e-3 error; lean: bf16 Toeplitz matrix rebuilt in the backward pass)",
-        choices=("fft", "toeplitz", "toeplitz_bf16", "toeplitz_lean"),
+        " ~1e-3 error; lean: bf16 Toeplitz matrix rebuilt in the backward pass);"
+        " auto: toeplitz_lean on a GPU of compute capability >= 8.0, else fft",
+        choices=("auto", "fft", "toeplitz", "toeplitz_bf16", "toeplitz_lean"),
     )
     kernel: str = option(
         "auto", "S4 kernel: xla, pallas (fused Triton kernel), auto (pallas on a GPU of compute capability >= 8.0)",
         choices=("auto", "xla", "pallas"),
+    )
+    activations: str = option(
+        "float32", "type of the activations inside a block (bfloat16 needs a Toeplitz convolution)",
+        choices=("float32", "bfloat16"),
+    )
+    dropout_bits: str = option(
+        "bernoulli", "dropout masks from Bernoulli draws or from one random byte per element",
+        choices=("bernoulli", "bytes"),
     )
     # the data
     task: str = option("smnist", "sequential or permuted MNIST", choices=("smnist", "psmnist"))
@@ -354,37 +363,63 @@ def resolve_kernel(kernel: str) -> str:
     return "pallas" if cc is not None and cc >= MIN_TRITON_CAPABILITY else "xla"
 
 
+def resolve_conv(conv: str) -> str:
+    """``"auto"`` → ``"toeplitz_lean"`` on a GPU of compute capability ≥ 8.0, ``"fft"`` elsewhere."""
+    if conv != "auto":
+        return conv
+    cc = gpu_compute_capability()
+    return "toeplitz_lean" if cc is not None and cc >= MIN_TRITON_CAPABILITY else "fft"
+
+
 @functools.lru_cache(maxsize=None)
-def resolve_backend(ssm: str = "s4", conv: str = "fft", kernel: str = "auto", discretization: str = "bilinear"):
+def resolve_backend(
+    ssm: str = "s4",
+    conv: str = "fft",
+    kernel: str = "auto",
+    discretization: str = "bilinear",
+    activations: str = "float32",
+    dropout_bits: str = "bernoulli",
+):
     """The functions a model computes with (:class:`s4lite.model.Backend`), chosen once.
 
     The same arguments give the same object, so a jitted function that takes the backend as a static
     argument compiles once.
     """
     from . import layer
-    from .model import Backend
-
     from .fast_conv import toeplitz_conv_lean
+    from .model import Backend, dropout, dropout_bytes
 
     convs = {"fft": layer.fft_conv, "toeplitz": layer.toeplitz_conv,
              "toeplitz_bf16": layer.toeplitz_conv_bf16, "toeplitz_lean": toeplitz_conv_lean}  # fmt: skip
+    conv = resolve_conv(conv)
     if conv not in convs:
-        raise ValueError(f"conv: expected one of {list(convs)}, got {conv!r}")
+        raise ValueError(f"conv: expected one of {['auto', *convs]}, got {conv!r}")
+    dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+    if activations not in dtypes:
+        raise ValueError(f"activations: expected one of {list(dtypes)}, got {activations!r}")
+    if activations == "bfloat16" and conv == "fft":
+        raise ValueError("activations: bfloat16 needs a Toeplitz convolution (--conv toeplitz_lean), not fft")
+    dropouts = {"bernoulli": dropout, "bytes": dropout_bytes}
+    if dropout_bits not in dropouts:
+        raise ValueError(f"dropout_bits: expected one of {list(dropouts)}, got {dropout_bits!r}")
+    how = {"conv": convs[conv], "dropout": dropouts[dropout_bits], "dtype": dtypes[activations]}
     if ssm == "s4":
         if discretization != "bilinear":
             raise ValueError("discretization: S4's DPLR kernel is bilinear only; use zoh with ssm='s4d'")
         fused = resolve_kernel(kernel) == "pallas"
-        return Backend(kernel=layer.s4_kernel_fused if fused else layer.s4_kernel, conv=convs[conv])
+        return Backend(kernel=layer.s4_kernel_fused if fused else layer.s4_kernel, **how)
     if ssm == "s4d":
         from . import s4d  # written for Part IV; imported only when asked for
 
-        return Backend(kernel=functools.partial(s4d.kernel_s4d_layer, method=discretization), conv=convs[conv])
+        return Backend(kernel=functools.partial(s4d.kernel_s4d_layer, method=discretization), **how)
     raise ValueError(f"ssm: expected one of ['s4', 's4d'], got {ssm!r}")
 
 
 def resolve(cfg: Any):
     """:func:`resolve_backend` for the fields of a :class:`TrainConfig`."""
-    return resolve_backend(cfg.ssm, cfg.conv, cfg.kernel, cfg.discretization)
+    return resolve_backend(
+        cfg.ssm, cfg.conv, cfg.kernel, cfg.discretization, cfg.activations, cfg.dropout_bits
+    )
 
 
 def init_layer_fn(cfg: Any) -> Callable[[Array, int, int], dict]:
@@ -424,18 +459,22 @@ def param_labels(params: Any) -> Any:
     return jax.tree_util.tree_map_with_path(label, params)
 
 
-def make_optimizer(cfg: Any, total_steps: int, params: Any, labels: Any = None) -> optax.GradientTransformation:
+def make_optimizer(
+    cfg: Any, total_steps: int, params: Any, labels: Any = None, flat: bool = False
+) -> optax.GradientTransformation:
     """AdamW with linear warm-up and cosine decay to 0, in parameter groups (``labels``, default
     :func:`param_labels`): ``"ssm"`` at ``ssm_lr`` without weight decay, ``"other"`` at ``lr`` with
-    ``weight_decay``, ``"frozen"`` never updated."""
+    ``weight_decay``, ``"frozen"`` never updated. ``flat``: each group updates one concatenated
+    vector (the same numbers in a few kernels instead of several per parameter array)."""
     warmup = max(1, int(cfg.warmup_frac * total_steps))
 
     def schedule(peak: float) -> optax.Schedule:
         return optax.warmup_cosine_decay_schedule(0.0, peak, warmup, max(total_steps, warmup + 1), 0.0)
 
+    wrap = optax.flatten if flat else (lambda t: t)
     groups = {
-        "ssm": optax.adamw(schedule(cfg.ssm_lr), weight_decay=getattr(cfg, "ssm_weight_decay", 0.0)),
-        "other": optax.adamw(schedule(cfg.lr), weight_decay=cfg.weight_decay),
+        "ssm": wrap(optax.adamw(schedule(cfg.ssm_lr), weight_decay=getattr(cfg, "ssm_weight_decay", 0.0))),
+        "other": wrap(optax.adamw(schedule(cfg.lr), weight_decay=cfg.weight_decay)),
         "frozen": optax.set_to_zero(),
     }
     return optax.multi_transform(groups, param_labels(params) if labels is None else labels)
@@ -514,6 +553,8 @@ def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 def config_changes(recorded: dict[str, Any], cfg: Any) -> list[str]:
     """``"field: recorded → now"`` for every field that may not change on resume and did."""
     now = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}  # fields newer than the run
+    recorded = {**{k: v for k, v in defaults.items() if k not in recorded}, **recorded}
     out = []
     for name in sorted(set(recorded) | set(now)):
         if name in MAY_CHANGE_ON_RESUME:
@@ -752,6 +793,8 @@ def fit(
         "n_train": n_train,
         "n_test": None if task.test is None else _n_examples(task.test),
         "steps_per_epoch": steps,
+        "conv_resolved": resolve_conv(cfg.conv),
+        "kernel_resolved": resolve_kernel(cfg.kernel),
         **(extra or {}),
         **info,
     }

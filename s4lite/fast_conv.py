@@ -1,4 +1,4 @@
-r"""Faster training-step pieces for the GPU: a leaner bf16 Toeplitz convolution and a cheaper dropout.
+r"""A leaner bf16 Toeplitz convolution for the GPU training step.
 
 Causal convolution of every channel as a matrix product, :math:`y_{b,:,h} = T_h u_{b,:,h}` with
 :math:`(T_h)_{ij} = \bar K_{h, i-j}` for :math:`i \ge j`. The backward pass needs
@@ -38,11 +38,16 @@ def _matmul(spec: str, a: Array, b: Array, out=jnp.float32) -> Array:
 
 
 def diagonal_sums_f32(M: Array) -> Array:
-    """``s[h, m] = Σ_i M[h, i, i − m]`` summed in float32 whatever the dtype of ``M``, ``(H, L)``."""
+    """``s[h, m] = Σ_i M[h, i, i − m]`` over the lower triangle, summed in float32, ``(H, L)``.
+
+    Flattened and shifted by L, row i of ``M`` starts at i(L + 1) − L, so viewed as rows of
+    length L + 1 every diagonal i − j = m lands in one column (c = L − m). The entries above the
+    diagonal would wrap into those columns: they are zeroed first.
+    """
     H, L, _ = M.shape
-    R = jnp.pad(M[:, :, ::-1], ((0, 0), (0, 0), (0, L)))
-    skew = R.reshape(H, L * 2 * L)[:, : L * (2 * L - 1)].reshape(H, L, 2 * L - 1)
-    return jnp.sum(skew[:, :, L - 1:], axis=1, dtype=jnp.float32)
+    flat = jnp.pad(jnp.tril(M).reshape(H, L * L), ((0, 0), (L, 0)))
+    s = jnp.sum(flat.reshape(H, L, L + 1), axis=1, dtype=jnp.float32)  # s[h, L − m]
+    return s[:, :0:-1]
 
 
 @jax.custom_vjp
@@ -88,19 +93,3 @@ def _fftgrad_bwd(res, dy: Array):
 
 
 toeplitz_conv_fftgrad.defvjp(_fftgrad_fwd, _fftgrad_bwd)
-
-
-def dropout_bytes(key: Array, x: Array, rate: float) -> Array:
-    """Inverted dropout from one random byte per element (4 per 32-bit draw): a quarter of the PRNG work.
-
-    The rate is rounded to a multiple of 1/256 (0.25 is exact) and the kept values are scaled by
-    1 / (1 − rounded rate), so the expectation of the output is exactly ``x``.
-    """
-    q = round(rate * 256)
-    if q == 0:
-        return x
-    n = x.size
-    words = jax.random.bits(key, ((n + 3) // 4,), jnp.uint32)
-    b = jax.lax.bitcast_convert_type(words, jnp.uint8).reshape(-1)[:n].reshape(x.shape)
-    keep = b >= q
-    return jnp.where(keep, x / (1 - q / 256), 0).astype(x.dtype)

@@ -285,7 +285,7 @@ def s4_apply(
     :func:`toeplitz_conv_bf16`).
     """
     K = kernel(params, u.shape[-2])
-    return conv(u, K.astype(u.dtype)) + params["D"] * u
+    return conv(u, K.astype(u.dtype)) + params["D"].astype(u.dtype) * u
 
 
 # ----------------------------------------------------------------------------------------------

@@ -27,19 +27,6 @@ from .layer import Params, fft_conv, init_s4, recurrent_form, s4_apply, s4_kerne
 Array = jax.Array
 
 
-@dataclass(frozen=True)
-class Backend:
-    """How the sequence layers compute: ``kernel(params, L) -> (H, L)`` and ``conv(u, K) -> y``.
-
-    Chosen once where a run starts (:func:`s4lite.engine.resolve`) and handed to the model; the
-    default is the XLA kernel and the FFT convolution. Hashable, so it can be a static argument.
-    """
-
-    kernel: Callable[[Params, int], Array] = s4_kernel
-    conv: Callable[[Array, Array], Array] = fft_conv
-
-
-DEFAULT = Backend()
 
 
 def _dense(key: Array, d_in: int, d_out: int) -> Params:
@@ -134,10 +121,47 @@ def dropout(key: Array | None, x: Array, rate: float) -> Array:
     return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
+def dropout_bytes(key: Array | None, x: Array, rate: float) -> Array:
+    """:func:`dropout` from one random byte per element (four per 32-bit draw): a quarter of the bits.
+
+    ``rate`` (a Python number) is rounded to a multiple of 1/256 (0.25 is exact); kept entries are
+    divided by 1 − (rounded rate), so the expectation is still ``x``.
+    """
+    q = round(float(rate) * 256)
+    if key is None or q == 0:
+        return x
+    words = jax.random.bits(key, ((x.size + 3) // 4,), jnp.uint32)
+    byte = jax.lax.bitcast_convert_type(words, jnp.uint8).reshape(-1)[: x.size].reshape(x.shape)
+    return jnp.where(byte >= q, x / (1 - q / 256), 0).astype(x.dtype)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How the blocks compute, chosen once where a run starts (:func:`s4lite.engine.resolve`).
+
+    ``kernel(params, L) -> (H, L)`` and ``conv(u, K) -> y`` compute the sequence layer, ``dropout``
+    draws the masks, and ``dtype`` is the type of the activations inside a block (the residual
+    stream and the weights stay float32). The default: XLA kernel, FFT convolution, Bernoulli
+    dropout, float32. Hashable, so it can be a static argument.
+    """
+
+    kernel: Callable[[Params, int], Array] = s4_kernel
+    conv: Callable[[Array, Array], Array] = fft_conv
+    dropout: Callable[[Array | None, Array, float], Array] = dropout
+    dtype: Any = jnp.float32
+
+
+DEFAULT = Backend()
+
+
 def glu_mix(p: Params, z: Array) -> Array:
     """Position-wise GLU: ``a * sigmoid(b)`` where ``[a, b] = z W + b``."""
     a, b = jnp.split(z @ p["W"] + p["b"], 2, axis=-1)
     return a * jax.nn.sigmoid(b)
+
+
+def _cast(p: Params, dtype: Any) -> Params:
+    return jax.tree.map(lambda a: a.astype(dtype), p)
 
 
 def _keys(key: Array | None, n: int) -> list:
@@ -153,10 +177,10 @@ def block(
 ) -> Array:
     """One pre-norm residual block on ``x (..., L, H)``."""
     k1, k2 = _keys(key, 2)
-    z = layer_norm(p["norm"], x)
+    z = layer_norm(p["norm"], x).astype(backend.dtype)
     z = s4_apply(p["s4"], z, backend.kernel, backend.conv)
-    z = dropout(k1, jax.nn.gelu(z), rate)
-    z = dropout(k2, glu_mix(p["mix"], z), rate)
+    z = backend.dropout(k1, jax.nn.gelu(z), rate)
+    z = backend.dropout(k2, glu_mix(_cast(p["mix"], z.dtype), z), rate)
     return x + z
 
 

@@ -1,4 +1,4 @@
-"""The faster convolution variants and the byte-wise dropout, against the float64 FFT convolution."""
+"""The faster convolution variants, byte-wise dropout and bfloat16 activations, against float64 references."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from s4lite.fast_conv import dropout_bytes, toeplitz_conv_fftgrad, toeplitz_conv_lean
+from s4lite import engine
+from s4lite.fast_conv import diagonal_sums_f32, toeplitz_conv_fftgrad, toeplitz_conv_lean
 from s4lite.layer import fft_conv
+from s4lite.model import classify, dropout_bytes, init_model
 
 
 def _rel(a, b):
@@ -37,3 +39,28 @@ def test_dropout_bytes_keeps_the_expectation():
     assert abs(dropped - 0.25) < 0.01  # 65,536 draws: standard error 0.0017
     assert np.isclose(float(y.max()), 1 / 0.75)
     assert dropout_bytes(jax.random.PRNGKey(1), x, 0.0) is x
+    assert dropout_bytes(None, x, 0.25) is x  # evaluation: no key, no dropout
+
+
+def test_diagonal_sums_match_an_explicit_loop():
+    M = np.random.default_rng(0).standard_normal((3, 9, 9))
+    ref = [[sum(M[h, i, i - m] for i in range(m, 9)) for m in range(9)] for h in range(3)]
+    got = np.asarray(diagonal_sums_f32(jnp.asarray(M)))
+    assert np.max(np.abs(got - np.array(ref))) < 1e-5  # summed in float32
+
+
+def test_bfloat16_activations_stay_close_to_float32():
+    """The whole classifier with bf16 activations (lean Toeplitz) vs float32 activations (FFT)."""
+    params = init_model(jax.random.PRNGKey(0), d_model=16, n_layers=2, N=8)
+    x = jax.random.normal(jax.random.PRNGKey(1), (4, 64, 1), jnp.float32)
+    ref = classify(params, x, backend=engine.resolve_backend("s4", "fft", "xla"))
+    bf16 = engine.resolve_backend("s4", "toeplitz_lean", "xla", activations="bfloat16")
+    got = classify(params, x, backend=bf16)
+    assert got.dtype == ref.dtype  # the residual stream and the head keep their type
+    err = _rel(got, ref)
+    assert 1e-5 < err < 3e-2, err  # bf16 keeps 8 mantissa bits: visibly different, still close
+
+
+def test_bfloat16_activations_refuse_the_fft_convolution():
+    with pytest.raises(ValueError, match="^activations: bfloat16 needs a Toeplitz"):
+        engine.resolve_backend("s4", "fft", "xla", activations="bfloat16")
