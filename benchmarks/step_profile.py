@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 TABLE = re.compile(r"^(\d+) (.*)$")
-INSTR = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=\s*\S+\s+(fusion|custom-call)\(")
+INSTR = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=\s*.*?\s(fusion|custom-call|fft)\(")
 FRAME = re.compile(r"stack_frame_id=(\d+)")
 TARGET = re.compile(r'custom_call_target="([^"]+)"')
 FIELDS = re.compile(r"(\w+)=(\d+)")
@@ -103,6 +103,24 @@ def hlo_kernels(hlo: str) -> dict[str, dict]:
     return out
 
 
+LIBRARY = (("gemm", "cuBLAS matmul"), ("xmma", "cuBLAS matmul"), ("nvjet", "cuBLAS matmul"),
+           ("cutlass", "cuBLAS matmul"), ("fft", "cuFFT"), ("memcpy", "memory copy"), ("memset", "memory copy"))
+
+
+def attribute(name: str, op: str, kernels: dict, by_name: dict) -> str:
+    """The part of the model a device kernel belongs to (by its HLO instruction, else by its name)."""
+    k = kernels.get(name) or by_name.get(name.replace(".", "_").replace("-", "_"))
+    if k is None and op in kernels and not op.startswith("command_buffer"):
+        k = kernels[op]
+    if k is not None:
+        return k["part"] + (f" [{k['target'].split('$')[-1][:20]}]" if k["target"] else "")
+    low = name.lower()
+    for key, part in LIBRARY:
+        if key in low:
+            return part
+    return "other: " + name[:40]
+
+
 def device_events(trace_dir: str) -> list[tuple[str, str, float]]:
     """``(kernel name, hlo_op, microseconds)`` for every event on a GPU plane of the trace."""
     from jax.profiler import ProfileData
@@ -126,9 +144,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--conv", default="auto", choices=["auto", "fft", "toeplitz", "toeplitz_bf16", "toeplitz_lean"])
     ap.add_argument("--kernel", default="auto", choices=["auto", "xla", "pallas"])
-    ap.add_argument("--activations", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--activations", default="auto", choices=["auto", "float32", "bfloat16"])
     ap.add_argument("--dropout-bits", default="bernoulli", choices=["bernoulli", "bytes"])
-    ap.add_argument("--flat-optimizer", action="store_true", help="one concatenated vector per parameter group")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=20, help="profiled training steps")
     ap.add_argument("--out", default=None, help="write the JSON here")
@@ -145,7 +162,7 @@ def main() -> None:
     n = a.batch_size * 4
     x_all = jax.random.normal(key, (n, 28, 28))
     y_all = jax.random.randint(key, (n,), 0, 10)
-    train_step, state, zeros, data = training_step(cfg, x_all, y_all, a.flat_optimizer)
+    train_step, state, zeros, data = training_step(cfg, x_all, y_all)
     idx = jnp.arange(a.batch_size)
     rkey = jax.random.key(0, impl=cfg.prng)
     hlo = train_step.lower(state, zeros, data, idx, rkey).compile().as_text()
@@ -163,15 +180,13 @@ def main() -> None:
             jax.block_until_ready(sums)
         events = device_events(trace_dir)
 
+    by_name = {name.replace(".", "_").replace("-", "_"): k for name, k in kernels.items()}
     by_part: dict[str, float] = collections.defaultdict(float)
     by_kernel: dict[str, list] = collections.defaultdict(lambda: [0.0, 0, ""])
     for name, op, us in events:
-        k = kernels.get(op) or kernels.get(name) or {}
-        part = k.get("part", "?")
-        if k.get("target"):
-            part += f" [{k['target'].split('$')[-1][:24]}]"
+        part = attribute(name, op, kernels, by_name)
         by_part[part] += us / a.steps
-        entry = by_kernel[f"{op or name}"]
+        entry = by_kernel[name[:80]]
         entry[0] += us / a.steps
         entry[1] += 1
         entry[2] = part
@@ -179,7 +194,8 @@ def main() -> None:
     result = {
         "meta": {**run_info(), "command": " ".join(["python"] + sys.argv)},
         "config": {"conv": engine.resolve_conv(a.conv), "kernel": engine.resolve_kernel(a.kernel),
-                   "activations": a.activations, "dropout_bits": a.dropout_bits, "flat_optimizer": a.flat_optimizer,
+                   "activations": a.activations, "dropout_bits": a.dropout_bits,
+                   "activations_resolved": engine.resolve_activations(a.activations, a.conv),
                    "batch_size": a.batch_size},  # fmt: skip
         "hlo_kernel_instructions": len(kernels),
         "hlo_kernel_kinds": dict(counts),

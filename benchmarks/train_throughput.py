@@ -40,12 +40,12 @@ RULES = {"d_model": "int>=1", "n_layers": "int>=1", "N": "even>=2", "batch_size"
          "steps": "int>=1", "dropout": "[0,1)"}  # fmt: skip
 
 
-def training_step(cfg: TrainConfig, x_all, y_all, flat: bool = False):
+def training_step(cfg: TrainConfig, x_all, y_all):
     """The jitted training step of ``s4lite.train`` for ``cfg``, its initial state and zero sums."""
     arrays = {"x_train": x_all, "y_train": y_all, "x_test": x_all[:1], "y_test": y_all[:1], "source": "random"}
     task = smnist_task(cfg, arrays, resolve(cfg))
     params = task.init(jax.random.PRNGKey(0))
-    opt = make_optimizer(cfg, 10_000, params, task.labels(params), flat=flat)
+    opt = make_optimizer(cfg, 10_000, params, task.labels(params))
     state = {"params": params, "opt": opt.init(params)}
     step, _ = engine.make_steps(task, opt, cfg.ema)
     return step, state, engine.zero_sums(task, state, task.train, cfg.batch_size), task.train
@@ -63,9 +63,8 @@ def main() -> None:
     ap.add_argument("--conv", choices=["auto", "fft", "toeplitz", "toeplitz_bf16", "toeplitz_lean"], default="auto")
     ap.add_argument("--kernel", choices=["auto", "xla", "pallas"], default="auto")
     ap.add_argument("--prng", choices=["threefry2x32", "rbg"], default="threefry2x32")
-    ap.add_argument("--activations", choices=["float32", "bfloat16"], default="float32")
+    ap.add_argument("--activations", choices=["auto", "float32", "bfloat16"], default="auto")
     ap.add_argument("--dropout-bits", choices=["bernoulli", "bytes"], default="bernoulli")
-    ap.add_argument("--flat-optimizer", action="store_true", help="one concatenated vector per parameter group")
     ap.add_argument("--out", default=None, help="write the JSON here")
     a = ap.parse_args()
     engine.check_options(a, RULES)
@@ -84,7 +83,7 @@ def main() -> None:
     n = a.batch_size * 8
     x_all = jax.random.normal(key, (n, side, side))
     y_all = jax.random.randint(key, (n,), 0, 10)
-    train_step, state, zeros, data = training_step(cfg, x_all, y_all, a.flat_optimizer)
+    train_step, state, zeros, data = training_step(cfg, x_all, y_all)
     params = state["params"]
     idxs = [jnp.arange(i * a.batch_size, (i + 1) * a.batch_size) % n for i in range(8)]
 
@@ -109,7 +108,7 @@ def main() -> None:
     def kernels_fb(s4s):
         return jax.grad(lambda ps: sum(jnp.sum(backend.kernel(p, a.L) ** 2) for p in ps))(s4s)
 
-    u = jax.random.normal(jax.random.PRNGKey(1), (a.batch_size, a.L, a.d_model)).astype(backend.dtype)
+    u = jax.random.normal(jax.random.PRNGKey(1), (a.batch_size, a.L, a.d_model)).astype(backend.dtype or jnp.float32)
     K = jnp.stack([backend.kernel(p, a.L) for p in s4s])
 
     @jax.jit
@@ -127,7 +126,8 @@ def main() -> None:
         "config": {"d_model": a.d_model, "n_layers": a.n_layers, "N": a.N, "batch_size": a.batch_size, "L": a.L,
                    "dropout": a.dropout, "conv": a.conv, "conv_resolved": engine.resolve_conv(a.conv), "kernel": a.kernel,
                    "kernel_resolved": resolved, "activations": a.activations, "dropout_bits": a.dropout_bits,
-                   "flat_optimizer": a.flat_optimizer, "prng": a.prng, "n_params": count_params(params)},  # fmt: skip
+                   "activations_resolved": engine.resolve_activations(a.activations, a.conv),
+                   "prng": a.prng, "n_params": count_params(params)},  # fmt: skip
         "compile_s": compile_s,
         "step_ms": step_s * 1e3,
         "samples_per_s": a.batch_size / step_s,

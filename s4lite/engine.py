@@ -159,8 +159,9 @@ class TrainConfig:
         choices=("auto", "xla", "pallas"),
     )
     activations: str = option(
-        "float32", "type of the activations inside a block (bfloat16 needs a Toeplitz convolution)",
-        choices=("float32", "bfloat16"),
+        "auto", "type of the activations inside a block (bfloat16 needs a Toeplitz convolution);"
+        " auto: bfloat16 with toeplitz_lean, else float32",
+        choices=("auto", "float32", "bfloat16"),
     )
     dropout_bits: str = option(
         "bernoulli", "dropout masks from Bernoulli draws or from one random byte per element",
@@ -238,6 +239,11 @@ def validate(cfg: Any) -> Any:
             raise ValueError("--discretization: S4's DPLR kernel is bilinear only; use zoh with --ssm s4d")
     if getattr(cfg, "ssm", None) == "s4d" and cfg.init not in S4D_INITS:
         raise ValueError(f"--init: S4D expects one of {list(S4D_INITS)}, got {cfg.init!r}")
+    if getattr(cfg, "activations", "auto") == "bfloat16" and resolve_conv(cfg.conv) == "fft":
+        raise ValueError(
+            f"--activations: bfloat16 needs a Toeplitz convolution; --conv {cfg.conv} is fft here"
+            " (use --conv toeplitz_lean)"
+        )
     return cfg
 
 
@@ -363,6 +369,13 @@ def resolve_kernel(kernel: str) -> str:
     return "pallas" if cc is not None and cc >= MIN_TRITON_CAPABILITY else "xla"
 
 
+def resolve_activations(activations: str, conv: str) -> str:
+    """``"auto"`` → ``"bfloat16"`` where the convolution resolves to ``toeplitz_lean``, else ``"float32"``."""
+    if activations != "auto":
+        return activations
+    return "bfloat16" if resolve_conv(conv) == "toeplitz_lean" else "float32"
+
+
 def resolve_conv(conv: str) -> str:
     """``"auto"`` → ``"toeplitz_lean"`` on a GPU of compute capability ≥ 8.0, ``"fft"`` elsewhere."""
     if conv != "auto":
@@ -391,10 +404,11 @@ def resolve_backend(
 
     convs = {"fft": layer.fft_conv, "toeplitz": layer.toeplitz_conv,
              "toeplitz_bf16": layer.toeplitz_conv_bf16, "toeplitz_lean": toeplitz_conv_lean}  # fmt: skip
+    activations = resolve_activations(activations, conv)
     conv = resolve_conv(conv)
     if conv not in convs:
         raise ValueError(f"conv: expected one of {['auto', *convs]}, got {conv!r}")
-    dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+    dtypes = {"float32": None, "bfloat16": jnp.bfloat16}  # None: float32 stays float32
     if activations not in dtypes:
         raise ValueError(f"activations: expected one of {list(dtypes)}, got {activations!r}")
     if activations == "bfloat16" and conv == "fft":
@@ -459,22 +473,18 @@ def param_labels(params: Any) -> Any:
     return jax.tree_util.tree_map_with_path(label, params)
 
 
-def make_optimizer(
-    cfg: Any, total_steps: int, params: Any, labels: Any = None, flat: bool = False
-) -> optax.GradientTransformation:
+def make_optimizer(cfg: Any, total_steps: int, params: Any, labels: Any = None) -> optax.GradientTransformation:
     """AdamW with linear warm-up and cosine decay to 0, in parameter groups (``labels``, default
     :func:`param_labels`): ``"ssm"`` at ``ssm_lr`` without weight decay, ``"other"`` at ``lr`` with
-    ``weight_decay``, ``"frozen"`` never updated. ``flat``: each group updates one concatenated
-    vector (the same numbers in a few kernels instead of several per parameter array)."""
+    ``weight_decay``, ``"frozen"`` never updated."""
     warmup = max(1, int(cfg.warmup_frac * total_steps))
 
     def schedule(peak: float) -> optax.Schedule:
         return optax.warmup_cosine_decay_schedule(0.0, peak, warmup, max(total_steps, warmup + 1), 0.0)
 
-    wrap = optax.flatten if flat else (lambda t: t)
     groups = {
-        "ssm": wrap(optax.adamw(schedule(cfg.ssm_lr), weight_decay=getattr(cfg, "ssm_weight_decay", 0.0))),
-        "other": wrap(optax.adamw(schedule(cfg.lr), weight_decay=cfg.weight_decay)),
+        "ssm": optax.adamw(schedule(cfg.ssm_lr), weight_decay=getattr(cfg, "ssm_weight_decay", 0.0)),
+        "other": optax.adamw(schedule(cfg.lr), weight_decay=cfg.weight_decay),
         "frozen": optax.set_to_zero(),
     }
     return optax.multi_transform(groups, param_labels(params) if labels is None else labels)
@@ -794,6 +804,7 @@ def fit(
         "n_test": None if task.test is None else _n_examples(task.test),
         "steps_per_epoch": steps,
         "conv_resolved": resolve_conv(cfg.conv),
+        "activations_resolved": resolve_activations(getattr(cfg, "activations", "float32"), cfg.conv),
         "kernel_resolved": resolve_kernel(cfg.kernel),
         **(extra or {}),
         **info,

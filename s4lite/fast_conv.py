@@ -31,6 +31,7 @@ def toeplitz_bf16(K: Array) -> Array:
 
 
 def _matmul(spec: str, a: Array, b: Array, out=jnp.float32) -> Array:
+    """``einsum(spec, a, b)`` of bfloat16 copies, float32 sums, the result in ``out``."""
     a, b = a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
     if jax.default_backend() == "cpu":  # no bf16 x bf16 product on XLA:CPU: same numbers, in f32
         return jnp.einsum(spec, a.astype(jnp.float32), b.astype(jnp.float32)).astype(out)
@@ -53,7 +54,7 @@ def diagonal_sums_f32(M: Array) -> Array:
 @jax.custom_vjp
 def toeplitz_conv_lean(u: Array, K: Array) -> Array:
     """``u (B, L, H)``, ``K (H, L)`` → ``y (B, L, H)``, bfloat16 products, float32 sums."""
-    return _matmul("hij,bjh->bih", toeplitz_bf16(K), u).astype(u.dtype)
+    return _matmul("hij,bjh->bih", toeplitz_bf16(K), u, out=u.dtype)
 
 
 def _lean_fwd(u: Array, K: Array):
@@ -62,9 +63,9 @@ def _lean_fwd(u: Array, K: Array):
 
 def _lean_bwd(res, dy: Array):
     u, K = res
-    du = _matmul("hij,bih->bjh", toeplitz_bf16(K), dy)
+    du = _matmul("hij,bih->bjh", toeplitz_bf16(K), dy, out=dy.dtype)
     dT = _matmul("bih,bjh->hij", dy, u, out=jnp.bfloat16)
-    return du.astype(dy.dtype), diagonal_sums_f32(dT).astype(K.dtype)
+    return du, diagonal_sums_f32(dT).astype(K.dtype)
 
 
 toeplitz_conv_lean.defvjp(_lean_fwd, _lean_bwd)

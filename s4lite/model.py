@@ -140,15 +140,15 @@ class Backend:
     """How the blocks compute, chosen once where a run starts (:func:`s4lite.engine.resolve`).
 
     ``kernel(params, L) -> (H, L)`` and ``conv(u, K) -> y`` compute the sequence layer, ``dropout``
-    draws the masks, and ``dtype`` is the type of the activations inside a block (the residual
-    stream and the weights stay float32). The default: XLA kernel, FFT convolution, Bernoulli
-    dropout, float32. Hashable, so it can be a static argument.
+    draws the masks, and ``dtype`` is the type of the activations inside a block (None: the
+    input's; the residual stream and the weights keep theirs). The default: XLA kernel, FFT
+    convolution, Bernoulli dropout, no cast. Hashable, so it can be a static argument.
     """
 
     kernel: Callable[[Params, int], Array] = s4_kernel
     conv: Callable[[Array, Array], Array] = fft_conv
     dropout: Callable[[Array | None, Array, float], Array] = dropout
-    dtype: Any = jnp.float32
+    dtype: Any = None
 
 
 DEFAULT = Backend()
@@ -177,7 +177,7 @@ def block(
 ) -> Array:
     """One pre-norm residual block on ``x (..., L, H)``."""
     k1, k2 = _keys(key, 2)
-    z = layer_norm(p["norm"], x).astype(backend.dtype)
+    z = layer_norm(p["norm"], x).astype(backend.dtype or x.dtype)
     z = s4_apply(p["s4"], z, backend.kernel, backend.conv)
     z = backend.dropout(k1, jax.nn.gelu(z), rate)
     z = backend.dropout(k2, glu_mix(_cast(p["mix"], z.dtype), z), rate)

@@ -64,3 +64,12 @@ def test_bfloat16_activations_stay_close_to_float32():
 def test_bfloat16_activations_refuse_the_fft_convolution():
     with pytest.raises(ValueError, match="^activations: bfloat16 needs a Toeplitz"):
         engine.resolve_backend("s4", "fft", "xla", activations="bfloat16")
+
+
+def test_bfloat16_activations_with_an_fft_convolution_are_refused_up_front():
+    cfg = engine.TrainConfig(activations="bfloat16", conv="fft")
+    with pytest.raises(ValueError, match="^--activations: bfloat16 needs a Toeplitz convolution"):
+        engine.validate(cfg)
+    assert engine.resolve_activations("auto", "fft") == "float32"
+    assert engine.resolve_activations("auto", "toeplitz_lean") == "bfloat16"
+    assert engine.resolve_activations("float32", "toeplitz_lean") == "float32"
