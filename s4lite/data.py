@@ -219,14 +219,14 @@ def find_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path | None
 
 
 def _advice() -> str:
+    """How to get MNIST, in one line (it ends error messages that a CLI prints as one line)."""
     names = ", ".join(name for name, _ in MNIST_FILES.values())
     subset = ", ".join(name for name, _ in SUBSET_FILES.values())
     return (
-        "To get MNIST, do one of:\n"
-        f"  1. run with network access: the official files are downloaded into {default_cache_dir()};\n"
-        f"  2. put the IDX files in a directory and set {ENV_VAR}=/path/to/dir;\n"
-        "  3. pass that directory as data_dir=... (in scripts: --data-dir /path/to/dir).\n"
-        f"Expected file names: {names} (for training, {subset} also work)."
+        f"To get MNIST: run with network access (the official files are downloaded into "
+        f"{default_cache_dir()}), or put the IDX files in a directory and set {ENV_VAR}=/path/to/dir "
+        f"or pass it as data_dir=... (--data-dir in scripts). Expected file names: {names} "
+        f"(for training, {subset} also work)."
     )
 
 
@@ -276,7 +276,7 @@ def download(url_list: Sequence[str], dest: str | os.PathLike[str], md5: str, ti
         log.info("downloaded %s to %s", url, dest)
         return dest
     raise RuntimeError(
-        f"could not download {dest.name} from any mirror:\n" + "\n".join(errors) + "\n" + _advice()
+        f"could not download {dest.name} from any mirror: " + "; ".join(errors) + ". " + _advice()
     )
 
 
@@ -379,7 +379,7 @@ def load_mnist(
         if dirs
         else f"(no directory to look in: no data_dir given, ${ENV_VAR} unset, no cache yet)"
     )
-    corrupted = "corrupted MNIST file(s):\n  " + "\n  ".join(bad) + "\n"
+    corrupted = "corrupted MNIST file(s): " + "; ".join(bad) + "; "
     if bad and not download:
         raise ValueError(
             corrupted + "download=False, so no fresh copy is fetched. Replace them with good copies, "
@@ -398,7 +398,7 @@ def load_mnist(
         x, y = _read_pair(paths[0], paths[1])
         return x, y, f"{official} (downloaded to {cache})"
 
-    raise FileNotFoundError(f"MNIST {split} split not found {where}, and download=False.\n" + _advice())
+    raise FileNotFoundError(f"MNIST {split} split not found {where}, and download=False. " + _advice())
 
 
 def load_sample() -> dict[str, np.ndarray]:
