@@ -754,6 +754,40 @@ def _progress(cfg: Any, total: int, desc: str):
     return tqdm(total=total, desc=desc, leave=False)
 
 
+def _epoch_size(cfg: TrainConfig, task: Task) -> tuple[int, int]:
+    """``(training examples per epoch, steps per epoch)``; a batch larger than the data is refused."""
+    if callable(task.train):
+        if task.steps_per_epoch is None:
+            raise ValueError("task: a train batch function needs steps_per_epoch")
+        return task.steps_per_epoch * cfg.batch_size, task.steps_per_epoch
+    n_train = _n_examples(task.train)
+    steps = n_train // cfg.batch_size
+    if steps < 1:
+        fail(f"--batch-size: {cfg.batch_size} is larger than the {n_train} training examples")
+    return n_train, steps
+
+
+def _restore(out: Path, state: dict, n_train: int) -> tuple[dict, dict]:
+    """The state and metadata of the checkpoint in ``out``; a one-line exit if it does not fit."""
+    try:
+        tensors, meta = read_checkpoint(out / CHECKPOINT)  # its config was checked by prepare_out
+        if meta.get("n_train") not in (None, n_train):
+            raise CheckpointError(f"{out / CHECKPOINT}: the run trained on {meta['n_train']} examples, "
+                                  f"the data now has {n_train}")
+        return {part: unflatten(tree, part, tensors, out / CHECKPOINT) for part, tree in state.items()}, meta
+    except CheckpointError as err:
+        fail(f"--resume: {err}")
+
+
+def _compile_step(train_step: Callable, state: dict, zeros: dict, data: Any, plan: tuple) -> Callable:
+    """The compiled training step, run once on copies so that first-call costs land before timing."""
+    order, keys = plan
+    compiled = train_step.lower(state, zeros, data, order[0], keys[0]).compile()
+    spare = jax.tree.map(jnp.copy, (state, zeros))
+    jax.block_until_ready(compiled(*spare, data, list(order)[0], list(keys)[0]))
+    return compiled
+
+
 def fit(
     cfg: TrainConfig,
     task: Task,
@@ -777,15 +811,7 @@ def fit(
     key_init = jax.random.PRNGKey(cfg.seed)
     key_train = jax.random.key(cfg.seed + 1, impl=cfg.prng)
     params = task.init(key_init)
-    if callable(task.train):
-        if task.steps_per_epoch is None:
-            raise ValueError("task: a train batch function needs steps_per_epoch")
-        n_train, steps = task.steps_per_epoch * cfg.batch_size, task.steps_per_epoch
-    else:
-        n_train = _n_examples(task.train)
-        steps = n_train // cfg.batch_size
-        if steps < 1:
-            fail(f"--batch-size: {cfg.batch_size} is larger than the {n_train} training examples")
+    n_train, steps = _epoch_size(cfg, task)
     total_steps = steps * cfg.epochs
     labels = task.labels(params)
     opt = make_optimizer(cfg, total_steps, params, labels)
@@ -811,14 +837,7 @@ def fit(
     }
     start_epoch, train_time, wall_offset, history = 0, 0.0, 0.0, []
     if out is not None and cfg.resume:
-        try:
-            tensors, meta = read_checkpoint(out / CHECKPOINT)  # its config was checked by prepare_out
-            if meta.get("n_train") not in (None, n_train):
-                raise CheckpointError(f"{out / CHECKPOINT}: the run trained on {meta['n_train']} examples, "
-                                      f"the data now has {n_train}")
-            state = {part: unflatten(tree, part, tensors, out / CHECKPOINT) for part, tree in state.items()}
-        except CheckpointError as err:
-            fail(f"--resume: {err}")
+        state, meta = _restore(out, state, n_train)
         start_epoch, train_time, wall_offset = meta["epoch"], meta["train_time"], meta["wall_time"]
         history = read_jsonl(out / "metrics.jsonl")[:start_epoch]  # rows after the checkpoint are redone
         previous = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else {}
@@ -836,11 +855,8 @@ def fit(
     data = task.train if not callable(task.train) else None
     t0 = time.perf_counter()  # compile everything an epoch runs, before any epoch is timed
     zeros = zero_sums(task, state, data, cfg.batch_size)
-    order, keys = epoch_plan(key_train, start_epoch, n_train, steps, cfg.batch_size)
-    compiled = train_step.lower(state, zeros, data, order[0], keys[0]).compile()
-    # one throw-away step on copies: first-call costs (allocation, small eager ops) land here too
-    spare = jax.tree.map(jnp.copy, (state, zeros))
-    jax.block_until_ready(compiled(*spare, data, list(order)[0], list(keys)[0]))
+    plan = epoch_plan(key_train, start_epoch, n_train, steps, cfg.batch_size)
+    compiled = _compile_step(train_step, state, zeros, data, plan)
     record["segments"][-1]["compile_s"] = time.perf_counter() - t0  # not counted as training time
     if out is not None:
         write_json(out / "config.json", record)
