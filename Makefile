@@ -27,7 +27,7 @@ book: $(STAMP)
 	@echo "(or serve it: $(PY) -m http.server -d _build/html 8000, then http://localhost:8000)"
 
 test: book
-	JAX_PLATFORMS=cpu $(PY) -m pytest -q
+	JAX_PLATFORMS=cpu $(PY) -m pytest -q -n auto --maxprocesses 8 --dist loadfile
 
 clean:
 	rm -rf _build

@@ -22,6 +22,7 @@ from s4lite.discretize import bilinear
 from s4lite.layer import hippo_half
 from s4lite.model import count_params
 
+
 DPLR_KINDS = ("hippo", "random_nplr", "random_diag")
 
 

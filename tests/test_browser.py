@@ -43,7 +43,7 @@ import pytest
 import yaml
 from book_sources import toc_files
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 # Another build can be checked with S4LITE_SITE=<its html folder> and S4LITE_TOC=<its _toc.yml>.

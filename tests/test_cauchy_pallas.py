@@ -20,6 +20,11 @@ from s4lite.kernel import kernel_dplr_conj
 
 TOL = 1e-12  # max-abs relative error, float64
 
+# jitted: the interpreted Pallas kernel (and its reference) compile once per shape, instead of eager
+# op-by-op dispatch of every grid step (the bad-input tests call the plain functions)
+cauchy_jit = jax.jit(cauchy_unit_circle, static_argnums=(2, 3))
+fused_jit = jax.jit(kernel_dplr_conj_fused, static_argnums=(5, 6))
+
 
 def _poles(rng, H, n):
     return -rng.uniform(0.05, 1.0, (H, n)) + 1j * rng.uniform(-5.0, 5.0, (H, n))
@@ -43,7 +48,7 @@ def test_forward_matches_xla_cauchy(rng, relerr, n, L, block_m):
     H, J = 2, 3
     w = _poles(rng, H, n)
     v = rng.standard_normal((H, J, n)) + 1j * rng.standard_normal((H, J, n))
-    k = cauchy_unit_circle(jnp.asarray(v), jnp.asarray(w), L, block_m)
+    k = cauchy_jit(jnp.asarray(v), jnp.asarray(w), L, block_m)
     z = 1j * unit_circle_nodes(L, jnp.float64)
     assert k.shape == (H, J, L // 2 + 1)
     for h in range(H):
@@ -61,7 +66,7 @@ def test_forward_matches_explicit_sum_over_both_members_of_each_pair(rng, relerr
         for m in range(L // 2):
             for i in range(n):
                 ref[j, m] += v[0, j, i] / (1j * t[m] - w[0, i]) + np.conj(v[0, j, i]) / (1j * t[m] - np.conj(w[0, i]))
-    k = np.asarray(cauchy_unit_circle(jnp.asarray(v), jnp.asarray(w), L, 4))[0, :, : L // 2]
+    k = np.asarray(cauchy_jit(jnp.asarray(v), jnp.asarray(w), L, 4))[0, :, : L // 2]
     assert relerr(k, ref) < TOL
 
 
@@ -79,8 +84,8 @@ def test_backward_matches_automatic_gradient(rng, relerr):
         k = jnp.stack([cauchy_conj_imag(v[h], z, w[h]) for h in range(H)])
         return jnp.sum(jnp.real(jnp.conj(wr) * k) ** 2)
 
-    gp = jax.grad(loss_pallas, argnums=(0, 1))(v0, w0)
-    gx = jax.grad(loss_xla, argnums=(0, 1))(v0, w0)
+    gp = jax.jit(jax.grad(loss_pallas, argnums=(0, 1)))(v0, w0)
+    gx = jax.jit(jax.grad(loss_xla, argnums=(0, 1)))(v0, w0)
     for a, b in zip(gp, gx):
         assert relerr(a, b) < 1e-11
 
@@ -89,8 +94,8 @@ def test_fused_layer_kernel_matches_vmapped_xla_kernel(relerr):
     params = _layer()
     L = 40
     Lambda, P, B, Ct, step = ssm_parts(params)
-    K = kernel_dplr_conj_fused(Lambda, P, B, Ct, step, L, block_m=8)
-    ref = jax.vmap(kernel_dplr_conj, in_axes=(0, 0, 0, 0, 0, None))(Lambda, P, B, Ct, step, L)
+    K = fused_jit(Lambda, P, B, Ct, step, L, 8)
+    ref = jax.jit(jax.vmap(kernel_dplr_conj, in_axes=(0, 0, 0, 0, 0, None)), static_argnums=5)(Lambda, P, B, Ct, step, L)
     assert K.shape == (3, L)
     assert relerr(K, ref) < TOL
 
@@ -100,7 +105,7 @@ def test_fused_layer_kernel_matches_naive_kernel(relerr):
     params = _layer(H=2, N=8)
     L = 32
     Lambda, P, B, Ct, step = ssm_parts(params)
-    K = np.asarray(kernel_dplr_conj_fused(Lambda, P, B, Ct, step, L, block_m=8))
+    K = np.asarray(fused_jit(Lambda, P, B, Ct, step, L, 8))
     for h in range(2):
         lam, p, b, ct = (np.asarray(_full(x[h])) for x in (Lambda, P, B, Ct))
         A = np.diag(lam) - np.outer(p, p.conj())
@@ -119,8 +124,9 @@ def test_layer_gradients_pallas_equal_xla(relerr):
     def loss(p, kernel):
         return jnp.sum(jnp.sin(weights * kernel(p, L)))
 
-    gp = jax.grad(loss)(params, s4_kernel_fused)
-    gx = jax.grad(loss)(params, s4_kernel)
+    grad = jax.jit(jax.grad(loss), static_argnums=1)
+    gp = grad(params, s4_kernel_fused)
+    gx = grad(params, s4_kernel)
     for key in ("log_neg_re", "im", "P", "B", "Ct", "log_step"):
         assert relerr(gp[key], gx[key]) < 1e-11, key
 
@@ -128,7 +134,8 @@ def test_layer_gradients_pallas_equal_xla(relerr):
 def test_s4_apply_same_output_with_either_kernel(relerr):
     params = _layer(H=3, N=8)
     u = jax.random.normal(jax.random.PRNGKey(1), (2, 20, 3), jnp.float64)
-    assert relerr(s4_apply(params, u, s4_kernel_fused), s4_apply(params, u, s4_kernel)) < TOL
+    apply = jax.jit(s4_apply, static_argnums=2)
+    assert relerr(apply(params, u, s4_kernel_fused), apply(params, u, s4_kernel)) < TOL
 
 
 def test_auto_kernel_is_xla_on_cpu():

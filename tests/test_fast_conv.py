@@ -24,9 +24,9 @@ def test_variant_matches_fft_convolution_and_its_gradients(conv):
     K = jax.random.normal(k[1], (4, 40), jnp.float64) * jnp.exp(-jnp.arange(40) / 10)
     w = jax.random.normal(k[2], u.shape, jnp.float64)
     # bfloat16 products keep 8 bits of mantissa: about 3e-3 relative error, by design
-    assert _rel(conv(u, K), fft_conv(u, K)) < 1e-2
-    g = jax.grad(lambda u, K: jnp.sum(conv(u, K) * w), (0, 1))(u, K)
-    r = jax.grad(lambda u, K: jnp.sum(fft_conv(u, K) * w), (0, 1))(u, K)
+    assert _rel(jax.jit(conv)(u, K), jax.jit(fft_conv)(u, K)) < 1e-2
+    g = jax.jit(jax.grad(lambda u, K: jnp.sum(conv(u, K) * w), (0, 1)))(u, K)  # jitted: one compilation
+    r = jax.jit(jax.grad(lambda u, K: jnp.sum(fft_conv(u, K) * w), (0, 1)))(u, K)
     assert _rel(g[0], r[0]) < 1e-2
     tol = 1e-12 if conv is toeplitz_conv_fftgrad else 1e-2  # the FFT gradient is exact
     assert _rel(g[1], r[1]) < tol
@@ -53,9 +53,10 @@ def test_bfloat16_activations_stay_close_to_float32():
     """The whole classifier with bf16 activations (lean Toeplitz) vs float32 activations (FFT)."""
     params = init_model(jax.random.PRNGKey(0), d_model=16, n_layers=2, N=8)
     x = jax.random.normal(jax.random.PRNGKey(1), (4, 64, 1), jnp.float32)
-    ref = classify(params, x, backend=engine.resolve_backend("s4", "fft", "xla"))
+    run = jax.jit(classify, static_argnames="backend")
+    ref = run(params, x, backend=engine.resolve_backend("s4", "fft", "xla"))
     bf16 = engine.resolve_backend("s4", "toeplitz_lean", "xla", activations="bfloat16")
-    got = classify(params, x, backend=bf16)
+    got = run(params, x, backend=bf16)
     assert got.dtype == ref.dtype  # the residual stream and the head keep their type
     err = _rel(got, ref)
     assert 1e-5 < err < 3e-2, err  # bf16 keeps 8 mantissa bits: visibly different, still close

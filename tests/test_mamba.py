@@ -8,16 +8,20 @@ import pytest
 
 from s4lite import mamba
 
+# jitted entry points: one compilation per shape and scan method instead of eager op-by-op dispatch
+logits = jax.jit(mamba.model_logits, static_argnums=2)
+init_model = jax.jit(mamba.init_model, static_argnums=(1, 2, 3, 4, 5))
+
 
 @pytest.fixture(scope="module")
 def model():
-    return mamba.init_model(jax.random.PRNGKey(0), vocab=6, d_model=8, n_layers=2, N=4)
+    return init_model(jax.random.PRNGKey(0), 6, 8, 2, 4)
 
 
 def test_shapes_and_scan_methods_agree(model):
     tokens = jax.random.randint(jax.random.PRNGKey(1), (2, 10), 0, 6)
-    seq = mamba.model_logits(model, tokens, "sequential")
-    par = mamba.model_logits(model, tokens, "parallel")
+    seq = logits(model, tokens, "sequential")
+    par = logits(model, tokens, "parallel")
     assert seq.shape == (2, 10, 6)
     np.testing.assert_allclose(seq, par, rtol=1e-9, atol=1e-9)
 
@@ -25,8 +29,8 @@ def test_shapes_and_scan_methods_agree(model):
 def test_causal(model):
     tokens = jax.random.randint(jax.random.PRNGKey(2), (1, 12), 0, 6)
     changed = tokens.at[0, 7:].set((tokens[0, 7:] + 1) % 6)
-    a = mamba.model_logits(model, tokens, "sequential")
-    b = mamba.model_logits(model, changed, "sequential")
+    a = logits(model, tokens, "sequential")
+    b = logits(model, changed, "sequential")
     np.testing.assert_allclose(a[0, :7], b[0, :7], atol=1e-12)
     assert not np.allclose(a[0, 7:], b[0, 7:])
 
@@ -52,13 +56,13 @@ def test_delta_positive_and_input_dependent(model):
 
 
 def test_lti_variant_and_labels():
-    lti = mamba.init_model(jax.random.PRNGKey(0), vocab=6, d_model=8, n_layers=1, N=4, selective=False)
+    lti = init_model(jax.random.PRNGKey(0), 6, 8, 1, 4, False)
     tokens = jnp.zeros((1, 9), jnp.int32)
-    assert mamba.model_logits(lti, tokens).shape == (1, 9, 6)
+    assert logits(lti, tokens, "parallel").shape == (1, 9, 6)
     labels = mamba.param_labels(lti)
     blk = labels["layers"][0]["block"]
     assert blk["lti"]["log_neg_re"] == "ssm" and blk["lti"]["C"] == "other" and blk["in_proj"] == "other"
-    sel = mamba.param_labels(mamba.init_model(jax.random.PRNGKey(0), 6, 8, 1, 4))
+    sel = mamba.param_labels(jax.eval_shape(lambda k: mamba.init_model(k, 6, 8, 1, 4), jax.random.PRNGKey(0)))
     assert sel["layers"][0]["block"]["A_log"] == "ssm" and sel["embed"] == "other"
 
 

@@ -7,10 +7,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from s4lite import hippo, s4d
-from s4lite.convolution import causal_conv, kernel_naive
+from s4lite import convolution, hippo, s4d
+from s4lite.convolution import causal_conv
 from s4lite.discretize import discretize
-from s4lite.kernel import kernel_dplr
+from s4lite.kernel import kernel_dplr as _kernel_dplr
+
+# jitted: one compilation per shape instead of eager op-by-op dispatch (bad input: plain functions)
+kernel_s4d = jax.jit(s4d.kernel_s4d, static_argnums=(4, 5))
+kernel_s4d_layer = jax.jit(s4d.kernel_s4d_layer, static_argnums=(1, 2))
+kernel_naive = jax.jit(convolution.kernel_naive, static_argnums=3)
+kernel_dplr = jax.jit(_kernel_dplr, static_argnums=6)
 
 
 def full(x):
@@ -31,7 +37,7 @@ def test_kernel_matches_dense_naive(init, method, N, step):
     Lambda, B = s4d.init_s4d(N, init)
     C = rng.standard_normal(N // 2) + 1j * rng.standard_normal(N // 2)
     L = 200
-    K = np.asarray(s4d.kernel_s4d(Lambda, B, C, step, L, method))
+    K = np.asarray(kernel_s4d(Lambda, B, C, step, L, method))
     ref = np.asarray(dense_kernel(Lambda, B, C, step, L, method))
     assert K.shape == (L,) and np.isrealobj(K)
     assert np.max(np.abs(ref.imag)) < 1e-10 * np.max(np.abs(ref.real))
@@ -67,11 +73,11 @@ def test_layer_kernel_matches_per_channel():
     assert params["B"].shape == params["C"].shape == (H, N // 2, 2)
     assert params["log_step"].shape == params["D"].shape == (H,)
     for method in s4d.METHODS:
-        K = s4d.kernel_s4d_layer(params, L, method)
+        K = kernel_s4d_layer(params, L, method)
         assert K.shape == (H, L)
         Lambda, B, C, step = s4d.s4d_parts(params)
         for h in range(H):
-            ref = s4d.kernel_s4d(Lambda[h], B[h], C[h], step[h], L, method)
+            ref = kernel_s4d(Lambda[h], B[h], C[h], step[h], L, method)
             np.testing.assert_allclose(K[h], ref, rtol=1e-12, atol=1e-12)
     # the layer: convolution + skip, against causal_conv channel by channel
     u = jax.random.normal(jax.random.PRNGKey(1), (2, L, H), jnp.float64)
@@ -87,7 +93,7 @@ def test_layer_real_part_stays_negative_and_gradients():
     params = {**params, "log_neg_re": params["log_neg_re"] + 5.0}  # any value: Re Λ = -exp(.) < 0
     Lambda, *_ = s4d.s4d_parts(params)
     assert np.all(np.asarray(Lambda.real) < 0)
-    grads = jax.grad(lambda p: jnp.sum(s4d.kernel_s4d_layer(p, 32) ** 2))(params)
+    grads = jax.jit(jax.grad(lambda p: jnp.sum(s4d.kernel_s4d_layer(p, 32) ** 2)))(params)
     for k in ("log_neg_re", "im", "B", "C", "log_step"):
         assert np.all(np.isfinite(grads[k])) and np.any(grads[k] != 0), k
 
@@ -110,7 +116,7 @@ def smooth_input(L, step):
 def legs_closeness(N, L, step, scale):
     (Lf, Pf, Bf, Cd), (lam, B, C) = legs_pair(N)
     K_s4 = np.asarray(kernel_dplr(Lf, Pf, Pf, Bf, Cd, step, L))
-    K_d = scale * np.asarray(s4d.kernel_s4d(lam, B, C, step, L, "bilinear"))
+    K_d = scale * np.asarray(kernel_s4d(lam, B, C, step, L, "bilinear"))
     u = smooth_input(L, step)
     rel = lambda a, b: float(np.linalg.norm(a - b) / np.linalg.norm(b))  # noqa: E731
     return rel(K_d, K_s4), rel(np.asarray(causal_conv(u, K_d)), np.asarray(causal_conv(u, K_s4)))
