@@ -172,9 +172,14 @@ def _train_a_few_steps(kind: str, train_a: bool, steps: int = 2):
     x = jax.random.normal(jax.random.PRNGKey(1), (4, 16, 1))
     y = jnp.array([0, 1, 2, 3])
     start = params
-    for _ in range(steps):
+
+    @jax.jit
+    def step(params, state):  # compiled: the optimizer's many small operations, once
         updates, state = opt.update(_grad(params, x, y), state, params)
-        params = optax.apply_updates(params, updates)
+        return optax.apply_updates(params, updates), state
+
+    for _ in range(steps):
+        params, state = step(params, state)
     return start, params
 
 
