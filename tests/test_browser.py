@@ -439,7 +439,7 @@ def test_root_redirects_to_intro(visit: Visit) -> None:
     assert not visit.blocked, f"requests to the network: {visit.blocked}"
 
 
-@pytest.mark.parametrize("doc", PAGES[::2])  # the other half: test_browser_pages.py (a second worker)
+@pytest.mark.parametrize("doc", PAGES)
 def test_page(visit: Visit, doc: str) -> None:
     check_page(visit, doc)
 
