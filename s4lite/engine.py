@@ -239,11 +239,11 @@ def validate(cfg: Any) -> Any:
             raise ValueError("--discretization: S4's DPLR kernel is bilinear only; use zoh with --ssm s4d")
     if getattr(cfg, "ssm", None) == "s4d" and cfg.init not in S4D_INITS:
         raise ValueError(f"--init: S4D expects one of {list(S4D_INITS)}, got {cfg.init!r}")
-    if getattr(cfg, "activations", "auto") == "bfloat16" and resolve_conv(cfg.conv) == "fft":
-        raise ValueError(
-            f"--activations: bfloat16 needs a Toeplitz convolution; --conv {cfg.conv} is fft here"
-            " (use --conv toeplitz_lean)"
-        )
+    if getattr(cfg, "activations", None) == "bfloat16":  # the convolution must allow it (resolve says)
+        try:
+            resolve(cfg)
+        except ValueError as err:
+            raise ValueError(f"--{err}") from None
     return cfg
 
 
@@ -404,15 +404,16 @@ def resolve_backend(
 
     convs = {"fft": layer.fft_conv, "toeplitz": layer.toeplitz_conv,
              "toeplitz_bf16": layer.toeplitz_conv_bf16, "toeplitz_lean": toeplitz_conv_lean}  # fmt: skip
-    activations = resolve_activations(activations, conv)
-    conv = resolve_conv(conv)
+    asked, activations, conv = conv, resolve_activations(activations, conv), resolve_conv(conv)
     if conv not in convs:
         raise ValueError(f"conv: expected one of {['auto', *convs]}, got {conv!r}")
     dtypes = {"float32": None, "bfloat16": jnp.bfloat16}  # None: float32 stays float32
     if activations not in dtypes:
         raise ValueError(f"activations: expected one of {list(dtypes)}, got {activations!r}")
     if activations == "bfloat16" and conv == "fft":
-        raise ValueError("activations: bfloat16 needs a Toeplitz convolution (--conv toeplitz_lean), not fft")
+        raise ValueError(
+            f"activations: bfloat16 needs a Toeplitz convolution; conv {asked!r} is fft here (use toeplitz_lean)"
+        )
     dropouts = {"bernoulli": dropout, "bytes": dropout_bytes}
     if dropout_bits not in dropouts:
         raise ValueError(f"dropout_bits: expected one of {list(dropouts)}, got {dropout_bits!r}")
@@ -830,7 +831,7 @@ def fit(
         "n_test": None if task.test is None else _n_examples(task.test),
         "steps_per_epoch": steps,
         "conv_resolved": resolve_conv(cfg.conv),
-        "activations_resolved": resolve_activations(getattr(cfg, "activations", "float32"), cfg.conv),
+        "activations_resolved": resolve_activations(cfg.activations, cfg.conv),
         "kernel_resolved": resolve_kernel(cfg.kernel),
         **(extra or {}),
         **info,
