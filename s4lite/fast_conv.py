@@ -23,11 +23,18 @@ Array = jax.Array
 
 
 def toeplitz_bf16(K: Array) -> Array:
-    """``T (H, L, L)`` in bfloat16 with ``T[h, i, j] = K[h, i − j]`` for i ≥ j, else 0."""
-    L = K.shape[-1]
-    lag = jnp.arange(L)[:, None] - jnp.arange(L)[None, :]
+    """``T (H, L, L)`` in bfloat16 with ``T[h, i, j] = K[h, i − j]`` for i ≥ j, else 0.
+
+    ``T[i, j]`` depends on ``(j − i) mod 2L`` only: it is entry ``j − i`` of the circulant row
+    ``s = [K_0, 0 (L times), K_{L−1}, …, K_1]``. Repeat ``s`` and cut it into rows of length
+    2L − 1, one short of its period: each row starts one place further back, so row i, column j
+    is ``s[(j − i) mod 2L]``. Copies and reshapes only, no index gather.
+    """
+    H, L = K.shape
     Kb = K.astype(jnp.bfloat16)
-    return jnp.where(lag >= 0, Kb[:, jnp.clip(lag, 0, L - 1)], jnp.bfloat16(0))
+    s = jnp.concatenate([Kb[:, :1], jnp.zeros((H, L), jnp.bfloat16), Kb[:, :0:-1]], axis=1)
+    rows = jnp.tile(s, (1, L))[:, : L * (2 * L - 1)].reshape(H, L, 2 * L - 1)
+    return rows[:, :, :L]
 
 
 def _matmul(spec: str, a: Array, b: Array, out=jnp.float32) -> Array:

@@ -124,14 +124,18 @@ def dropout(key: Array | None, x: Array, rate: float) -> Array:
 def dropout_bytes(key: Array | None, x: Array, rate: float) -> Array:
     """:func:`dropout` from one random byte per element (four per 32-bit draw): a quarter of the bits.
 
-    ``rate`` (a Python number) is rounded to a multiple of 1/256 (0.25 is exact); kept entries are
-    divided by 1 − (rounded rate), so the expectation is still ``x``.
+    Entry h of the last axis reads byte h mod 4 of word ⌊h / 4⌋: shifts and masks only, so the
+    mask is computed where it is used. ``rate`` (a Python number) is rounded to a multiple of
+    1/256 (0.25 is exact); kept entries are divided by 1 − (rounded rate), so the expectation is
+    still ``x``.
     """
     q = round(float(rate) * 256)
     if key is None or q == 0:
         return x
-    words = jax.random.bits(key, ((x.size + 3) // 4,), jnp.uint32)
-    byte = jax.lax.bitcast_convert_type(words, jnp.uint8).reshape(-1)[: x.size].reshape(x.shape)
+    H = x.shape[-1]
+    words = jax.random.bits(key, x.shape[:-1] + (-(-H // 4),), jnp.uint32)
+    shift = (jnp.arange(H, dtype=jnp.uint32) % 4) * 8
+    byte = (jnp.repeat(words, 4, axis=-1)[..., :H] >> shift) & 0xFF
     return jnp.where(byte >= q, x / (1 - q / 256), 0).astype(x.dtype)
 
 
@@ -155,9 +159,15 @@ DEFAULT = Backend()
 
 
 def glu_mix(p: Params, z: Array) -> Array:
-    """Position-wise GLU: ``a * sigmoid(b)`` where ``[a, b] = z W + b``."""
-    a, b = jnp.split(z @ p["W"] + p["b"], 2, axis=-1)
-    return a * jax.nn.sigmoid(b)
+    """Position-wise GLU: ``a * sigmoid(g)`` where ``[a, g] = z W + b``.
+
+    The two halves of ``W (H, 2H)`` are applied as two products: no ``(…, 2H)`` array is formed
+    and split, and none is concatenated in the backward pass.
+    """
+    H = p["W"].shape[-1] // 2
+    a = z @ p["W"][:, :H] + p["b"][:H]
+    g = z @ p["W"][:, H:] + p["b"][H:]
+    return a * jax.nn.sigmoid(g)
 
 
 def _cast(p: Params, dtype: Any) -> Params:

@@ -8,9 +8,14 @@ import numpy as np
 import pytest
 
 from s4lite import engine
-from s4lite.fast_conv import diagonal_sums_f32, toeplitz_conv_fftgrad, toeplitz_conv_lean
-from s4lite.layer import fft_conv
-from s4lite.model import classify, dropout_bytes, init_model
+from s4lite.fast_conv import (
+    diagonal_sums_f32,
+    toeplitz_bf16,
+    toeplitz_conv_fftgrad,
+    toeplitz_conv_lean,
+)
+from s4lite.layer import fft_conv, init_s4, s4_apply, s4_kernel
+from s4lite.model import classify, dropout_bytes, glu_mix, init_model
 
 
 def _rel(a, b):
@@ -74,3 +79,43 @@ def test_bfloat16_activations_with_an_fft_convolution_are_refused_up_front():
     assert engine.resolve_activations("auto", "fft") == "float32"
     assert engine.resolve_activations("auto", "toeplitz_lean") == "bfloat16"
     assert engine.resolve_activations("float32", "toeplitz_lean") == "float32"
+
+
+@pytest.mark.parametrize("L", [1, 2, 5, 40])
+def test_toeplitz_matrix_matches_an_explicit_loop(L):
+    """The gather-free construction (a repeated circulant row) is T[h, i, j] = K[h, i − j], exactly."""
+    K = jax.random.normal(jax.random.PRNGKey(L), (3, L))
+    Kb = np.asarray(K.astype(jnp.bfloat16).astype(jnp.float32))
+    ref = np.zeros((3, L, L), np.float32)
+    for i in range(L):
+        for j in range(i + 1):
+            ref[:, i, j] = Kb[:, i - j]
+    assert np.array_equal(np.asarray(toeplitz_bf16(K).astype(jnp.float32)), ref)
+
+
+def test_dropout_bytes_reads_each_byte_of_each_word_once():
+    """Entry h of the last axis keeps iff byte h mod 4 (little end first) of word h // 4 is ≥ 64."""
+    key, x = jax.random.PRNGKey(3), jnp.ones((5, 7, 10))
+    words = np.asarray(jax.random.bits(key, (5, 7, 3), jnp.uint32))
+    byte = (words[..., :, None] >> (8 * np.arange(4, dtype=np.uint32))) & 0xFF  # (5, 7, 3, 4)
+    keep = byte.reshape(5, 7, 12)[..., :10] >= 64  # rate 0.25 = 64/256
+    assert np.array_equal(np.asarray(dropout_bytes(key, x, 0.25)), np.where(keep, 1 / 0.75, 0.0))
+
+
+def test_s4_layer_folds_the_skip_into_the_kernel():
+    """s4_apply convolves with K̄ + D δ: equal to a convolution plus the separate skip D u."""
+    p = jax.tree.map(lambda a: a.astype(jnp.float64), init_s4(jax.random.PRNGKey(0), 4, 8))
+    p["D"] = jnp.array([0.5, -1.0, 2.0, 0.0])
+    u = jax.random.normal(jax.random.PRNGKey(1), (2, 50, 4), jnp.float64)
+    ref = fft_conv(u, s4_kernel(p, 50)) + p["D"] * u
+    err = float(jnp.max(jnp.abs(s4_apply(p, u) - ref)))
+    assert err < 1e-12, err
+
+
+def test_glu_as_two_products_equals_one_product_split():
+    k = jax.random.split(jax.random.PRNGKey(4), 3)
+    p = {"W": jax.random.normal(k[0], (6, 12), jnp.float64), "b": jax.random.normal(k[1], (12,), jnp.float64)}
+    z = jax.random.normal(k[2], (3, 5, 6), jnp.float64)
+    a, g = jnp.split(z @ p["W"] + p["b"], 2, axis=-1)
+    err = float(jnp.max(jnp.abs(glu_mix(p, z) - a * jax.nn.sigmoid(g))))
+    assert err < 1e-14, err
