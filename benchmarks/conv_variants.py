@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -46,9 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--L", type=int, default=784, help="sequence length (default 784)")
     ap.add_argument("--H", type=int, default=128, help="channels (default 128)")
     ap.add_argument("--repeats", type=int, default=20, help="timed calls (default 20)")
+    ap.add_argument("--blocks", type=int, nargs="+", default=[2, 4, 8], help="block counts of toeplitz_blocked")
     ap.add_argument("--out", default=None, help="write the JSON here")
     a = ap.parse_args(argv)
     check_options(a, {"batch_size": "int>=1", "L": "int>=1", "H": "int>=1", "repeats": "int>=1"})
+    if min(a.blocks) < 1:
+        fail(f"--blocks: expected block counts >= 1, got {a.blocks}")
     if a.out and Path(a.out).is_dir():
         fail(f"--out: expected a file path, got the directory {a.out}")
 
@@ -62,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         "toeplitz_lean": fast_conv.toeplitz_conv_lean,
         "toeplitz_fftgrad": fast_conv.toeplitz_conv_fftgrad,
     }
+    if hasattr(fast_conv, "toeplitz_conv_blocked"):  # the first block column only, n blocks
+        for n in a.blocks:
+            convs[f"toeplitz_blocked{n}"] = partial(fast_conv.toeplitz_conv_blocked, n_blocks=n)
     with jax.default_matmul_precision("highest"):
         ref_y = jax.jit(layer.fft_conv)(u, K)
         ref_g = jax.jit(jax.grad(lambda u, K: jnp.sum(layer.fft_conv(u, K) * w), (0, 1)))(u, K)

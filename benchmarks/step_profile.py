@@ -13,6 +13,7 @@ what. ``--hlo`` also writes the optimized HLO text.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import collections
 import json
 import re
@@ -27,6 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from s4lite import engine  # noqa: E402
 from s4lite.engine import TrainConfig, run_info  # noqa: E402
+
+# the implementation options and their choices, as the training CLI has them
+CHOICES = {f.name: f.metadata["choices"] for f in dataclasses.fields(TrainConfig) if f.metadata.get("choices")}
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import training_step  # noqa: E402
@@ -142,10 +146,10 @@ def device_events(trace_dir: str) -> list[tuple[str, str, float]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--conv", default="auto", choices=["auto", "fft", "toeplitz", "toeplitz_bf16", "toeplitz_lean"])
-    ap.add_argument("--kernel", default="auto", choices=["auto", "xla", "pallas"])
-    ap.add_argument("--activations", default="auto", choices=["auto", "float32", "bfloat16"])
-    ap.add_argument("--dropout-bits", default="bernoulli", choices=["bernoulli", "bytes"])
+    ap.add_argument("--conv", choices=CHOICES["conv"], default="auto")
+    ap.add_argument("--kernel", choices=CHOICES["kernel"], default="auto")
+    ap.add_argument("--activations", choices=CHOICES["activations"], default="auto")
+    ap.add_argument("--dropout-bits", choices=CHOICES["dropout_bits"], default="auto")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=20, help="profiled training steps")
     ap.add_argument("--out", default=None, help="write the JSON here")
@@ -196,6 +200,7 @@ def main() -> None:
         "config": {"conv": engine.resolve_conv(a.conv), "kernel": engine.resolve_kernel(a.kernel),
                    "activations": a.activations, "dropout_bits": a.dropout_bits,
                    "activations_resolved": engine.resolve_activations(a.activations, a.conv),
+                   "dropout_bits_resolved": engine.resolve_dropout_bits(a.dropout_bits),
                    "batch_size": a.batch_size},  # fmt: skip
         "hlo_kernel_instructions": len(kernels),
         "hlo_kernel_kinds": dict(counts),

@@ -14,6 +14,7 @@ each part alone, forward + backward, at the same shapes:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -31,6 +32,9 @@ from s4lite.engine import TrainConfig, make_optimizer, resolve, run_info  # noqa
 from s4lite.model import count_params  # noqa: E402
 from s4lite.train import smnist_task  # noqa: E402
 from s4lite.viz.views import time_fn  # noqa: E402
+
+# the implementation options and their choices, as the training CLI has them
+CHOICES = {f.name: f.metadata["choices"] for f in dataclasses.fields(TrainConfig) if f.metadata.get("choices")}
 
 
 # Median seconds of fn(*args) after 3 untimed calls, over 20 timed ones (the book's timing helper).
@@ -60,11 +64,11 @@ def main() -> None:
     ap.add_argument("--L", type=int, default=784)
     ap.add_argument("--steps", type=int, default=50, help="timed training steps")
     ap.add_argument("--dropout", type=float, default=0.25)
-    ap.add_argument("--conv", choices=["auto", "fft", "toeplitz", "toeplitz_bf16", "toeplitz_lean"], default="auto")
-    ap.add_argument("--kernel", choices=["auto", "xla", "pallas"], default="auto")
+    ap.add_argument("--conv", choices=CHOICES["conv"], default="auto")
+    ap.add_argument("--kernel", choices=CHOICES["kernel"], default="auto")
     ap.add_argument("--prng", choices=["threefry2x32", "rbg"], default="threefry2x32")
-    ap.add_argument("--activations", choices=["auto", "float32", "bfloat16"], default="auto")
-    ap.add_argument("--dropout-bits", choices=["bernoulli", "bytes"], default="bernoulli")
+    ap.add_argument("--activations", choices=CHOICES["activations"], default="auto")
+    ap.add_argument("--dropout-bits", choices=CHOICES["dropout_bits"], default="auto")
     ap.add_argument("--out", default=None, help="write the JSON here")
     a = ap.parse_args()
     engine.check_options(a, RULES)
@@ -127,6 +131,7 @@ def main() -> None:
                    "dropout": a.dropout, "conv": a.conv, "conv_resolved": engine.resolve_conv(a.conv), "kernel": a.kernel,
                    "kernel_resolved": resolved, "activations": a.activations, "dropout_bits": a.dropout_bits,
                    "activations_resolved": engine.resolve_activations(a.activations, a.conv),
+                   "dropout_bits_resolved": engine.resolve_dropout_bits(a.dropout_bits),
                    "prng": a.prng, "n_params": count_params(params)},  # fmt: skip
         "compile_s": compile_s,
         "step_ms": step_s * 1e3,

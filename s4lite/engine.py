@@ -149,10 +149,11 @@ class TrainConfig:
     # how the S4 layers compute (same numbers up to roundoff, except toeplitz_bf16)
     conv: str = option(
         "auto",
-        "causal convolution: fft, toeplitz, toeplitz_bf16 or toeplitz_lean (bfloat16 products,"
-        " ~1e-3 error; lean: bf16 Toeplitz matrix rebuilt in the backward pass);"
+        "causal convolution: fft, toeplitz, toeplitz_bf16, toeplitz_lean or toeplitz_blocked"
+        " (bfloat16 products, ~1e-3 error; lean: bf16 Toeplitz matrix rebuilt in the backward"
+        " pass; blocked: only its first block column, zero blocks skipped);"
         " auto: toeplitz_lean on a GPU of compute capability >= 8.0, else fft",
-        choices=("auto", "fft", "toeplitz", "toeplitz_bf16", "toeplitz_lean"),
+        choices=("auto", "fft", "toeplitz", "toeplitz_bf16", "toeplitz_lean", "toeplitz_blocked"),
     )
     kernel: str = option(
         "auto", "S4 kernel: xla, pallas (fused Triton kernel), auto (pallas on a GPU of compute capability >= 8.0)",
@@ -160,12 +161,13 @@ class TrainConfig:
     )
     activations: str = option(
         "auto", "type of the activations inside a block (bfloat16 needs a Toeplitz convolution);"
-        " auto: bfloat16 with toeplitz_lean, else float32",
+        " auto: bfloat16 with toeplitz_lean or toeplitz_blocked, else float32",
         choices=("auto", "float32", "bfloat16"),
     )
     dropout_bits: str = option(
-        "bernoulli", "dropout masks from Bernoulli draws or from one random byte per element",
-        choices=("bernoulli", "bytes"),
+        "auto", "dropout masks from Bernoulli draws or from one random byte per element"
+        " (rate rounded to a multiple of 1/256); auto: bytes on a GPU, else bernoulli",
+        choices=("auto", "bernoulli", "bytes"),
     )
     # the data
     task: str = option("smnist", "sequential or permuted MNIST", choices=("smnist", "psmnist"))
@@ -370,10 +372,18 @@ def resolve_kernel(kernel: str) -> str:
 
 
 def resolve_activations(activations: str, conv: str) -> str:
-    """``"auto"`` → ``"bfloat16"`` where the convolution resolves to ``toeplitz_lean``, else ``"float32"``."""
+    """``"auto"`` → ``"bfloat16"`` where the convolution resolves to a lean or blocked bf16 Toeplitz
+    product, else ``"float32"``."""
     if activations != "auto":
         return activations
-    return "bfloat16" if resolve_conv(conv) == "toeplitz_lean" else "float32"
+    return "bfloat16" if resolve_conv(conv) in ("toeplitz_lean", "toeplitz_blocked") else "float32"
+
+
+def resolve_dropout_bits(dropout_bits: str) -> str:
+    """``"auto"`` → ``"bytes"`` on a GPU (a quarter of the random bits), ``"bernoulli"`` elsewhere."""
+    if dropout_bits != "auto":
+        return dropout_bits
+    return "bytes" if gpu_compute_capability() is not None else "bernoulli"
 
 
 def resolve_conv(conv: str) -> str:
@@ -391,7 +401,7 @@ def resolve_backend(
     kernel: str = "auto",
     discretization: str = "bilinear",
     activations: str = "float32",
-    dropout_bits: str = "bernoulli",
+    dropout_bits: str = "auto",
 ):
     """The functions a model computes with (:class:`s4lite.model.Backend`), chosen once.
 
@@ -399,11 +409,12 @@ def resolve_backend(
     argument compiles once.
     """
     from . import layer
-    from .fast_conv import toeplitz_conv_lean
+    from .fast_conv import toeplitz_conv_blocked, toeplitz_conv_lean
     from .model import Backend, dropout, dropout_bytes
 
     convs = {"fft": layer.fft_conv, "toeplitz": layer.toeplitz_conv,
-             "toeplitz_bf16": layer.toeplitz_conv_bf16, "toeplitz_lean": toeplitz_conv_lean}  # fmt: skip
+             "toeplitz_bf16": layer.toeplitz_conv_bf16, "toeplitz_lean": toeplitz_conv_lean,
+             "toeplitz_blocked": functools.partial(toeplitz_conv_blocked, n_blocks=4)}  # fmt: skip
     asked, activations, conv = conv, resolve_activations(activations, conv), resolve_conv(conv)
     if conv not in convs:
         raise ValueError(f"conv: expected one of {['auto', *convs]}, got {conv!r}")
@@ -415,6 +426,7 @@ def resolve_backend(
             f"activations: bfloat16 needs a Toeplitz convolution; conv {asked!r} is fft here (use toeplitz_lean)"
         )
     dropouts = {"bernoulli": dropout, "bytes": dropout_bytes}
+    dropout_bits = resolve_dropout_bits(dropout_bits)
     if dropout_bits not in dropouts:
         raise ValueError(f"dropout_bits: expected one of {list(dropouts)}, got {dropout_bits!r}")
     how = {"conv": convs[conv], "dropout": dropouts[dropout_bits], "dtype": dtypes[activations]}
@@ -832,6 +844,7 @@ def fit(
         "steps_per_epoch": steps,
         "conv_resolved": resolve_conv(cfg.conv),
         "activations_resolved": resolve_activations(cfg.activations, cfg.conv),
+        "dropout_bits_resolved": resolve_dropout_bits(cfg.dropout_bits),
         "kernel_resolved": resolve_kernel(cfg.kernel),
         **(extra or {}),
         **info,

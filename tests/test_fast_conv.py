@@ -11,6 +11,7 @@ from s4lite import engine
 from s4lite.fast_conv import (
     diagonal_sums_f32,
     toeplitz_bf16,
+    toeplitz_conv_blocked,
     toeplitz_conv_fftgrad,
     toeplitz_conv_lean,
 )
@@ -22,7 +23,7 @@ def _rel(a, b):
     return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
 
 
-@pytest.mark.parametrize("conv", [toeplitz_conv_lean, toeplitz_conv_fftgrad])
+@pytest.mark.parametrize("conv", [toeplitz_conv_lean, toeplitz_conv_fftgrad, toeplitz_conv_blocked])
 def test_variant_matches_fft_convolution_and_its_gradients(conv):
     k = jax.random.split(jax.random.PRNGKey(0), 3)
     u = jax.random.normal(k[0], (3, 40, 4), jnp.float64)
@@ -52,6 +53,26 @@ def test_diagonal_sums_match_an_explicit_loop():
     ref = [[sum(M[h, i, i - m] for i in range(m, 9)) for m in range(9)] for h in range(3)]
     got = np.asarray(diagonal_sums_f32(jnp.asarray(M)))
     assert np.max(np.abs(got - np.array(ref))) < 1e-5  # summed in float32
+    ref_up = [[sum(M[h, i, i + m] for i in range(9 - m)) if m else 0.0 for m in range(9)] for h in range(3)]
+    got_up = np.asarray(diagonal_sums_f32(jnp.asarray(M), upper=True))
+    assert np.max(np.abs(got_up - np.array(ref_up))) < 1e-5
+
+
+@pytest.mark.parametrize("L, n", [(40, 4), (41, 4), (12, 3), (8, 8), (40, 1)])
+def test_blocked_convolution_is_exact_where_bfloat16_is(L, n):
+    """Small integers are exact in bfloat16 and their sums in float32: then the blocked product, its
+    input gradient and its kernel gradient (diagonal sums over the blocks, the lags split between two
+    neighbouring blocks) equal the float64 FFT convolution's, for L a multiple of n and not (41)."""
+    k = jax.random.split(jax.random.PRNGKey(L + n), 3)
+    u = jax.random.randint(k[0], (2, L, 3), -2, 3).astype(jnp.float64)
+    K = jax.random.randint(k[1], (3, L), -2, 3).astype(jnp.float64)
+    w = jax.random.randint(k[2], u.shape, -1, 2).astype(jnp.float64)
+    conv = jax.jit(lambda u, K: toeplitz_conv_blocked(u, K, n))
+    assert float(jnp.max(jnp.abs(conv(u, K) - fft_conv(u, K)))) < 1e-9
+    g = jax.jit(jax.grad(lambda u, K: jnp.sum(toeplitz_conv_blocked(u, K, n) * w), (0, 1)))(u, K)
+    r = jax.grad(lambda u, K: jnp.sum(fft_conv(u, K) * w), (0, 1))(u, K)
+    assert float(jnp.max(jnp.abs(g[0] - r[0]))) < 1e-9
+    assert float(jnp.max(jnp.abs(g[1] - r[1]))) < 1e-9
 
 
 def test_bfloat16_activations_stay_close_to_float32():
