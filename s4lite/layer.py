@@ -278,9 +278,10 @@ def _s4_apply_args(
 def s4_apply(
     params: Params, u: Array, kernel: Callable = s4_kernel, conv: Callable = fft_conv
 ) -> Array:
-    """The S4 layer in convolution mode, y = K̄ * u + D u = (K̄ + D δ) * u, ``(..., L, H)`` → same.
+    """The S4 layer in convolution mode, y = K̄ * u + D u, ``(..., L, H)`` → same.
 
-    The skip term is the kernel's tap at lag 0 (δ = [1, 0, 0, …]): one convolution does both.
+    D u = (D δ) * u with δ = [1, 0, 0, …]: the skip term is the kernel's tap at lag 0,
+    so one convolution with K̄ + D δ computes both terms.
     ``kernel(params, L)`` computes K̄ (:func:`s4_kernel`, :func:`s4_kernel_fused`);
     ``conv(u, K)`` is the causal convolution (:func:`fft_conv`, :func:`toeplitz_conv`,
     :func:`toeplitz_conv_bf16`).
