@@ -9,14 +9,37 @@ Hypothesis runs the ``quick`` profile (20 examples per property) unless ``S4LITE
 import os
 
 # Faster XLA compilation for the tests (set before JAX starts its CPU backend; subprocesses inherit
-# it). Most of the suite's time is compiling many small programs, not running them: LLVM's -O0
-# without its expensive passes compiles them about 20-30 % faster. It changes no arithmetic (no
-# fast-math; the same operations in the same order), so every tolerance stays as it is.
-# Set S4LITE_TEST_XLA_OPT=1 to test with XLA's default optimization instead.
+# it). Most of the suite's time is compiling many small programs, not running them:
+# * LLVM's -O0 without its expensive passes compiles them about 20-30 % faster;
+# * XLA's older loop emitters instead of its MLIR fusion emitters halve the compile time again, and
+#   codegen in one piece (split count 1) spares thread hand-offs on a small machine.
+# No fast-math and no change to the HLO (the same operations in the same order); elementary functions
+# (exp, log, sin, ...) may round differently in the last bit, as on another CPU. Every tolerance stays
+# as it is. Set S4LITE_TEST_XLA_OPT=1 to test with XLA's default compilation instead.
 if os.environ.get("S4LITE_TEST_XLA_OPT") != "1":
-    _FAST = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    _FAST = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+             " --xla_cpu_use_fusion_emitters=false --xla_cpu_parallel_codegen_split_count=1")
     if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FAST).strip()
+
+# One persistent compilation cache for the whole test run (set before JAX reads its config): the
+# xdist workers and the CLI subprocesses the tests start inherit the environment, so a program that
+# one of them compiled (the same HLO, the same flags) is loaded, not compiled again, by the others
+# (and by the same process when a test builds a new jitted closure of the same program).
+# The first pytest process of a run (the xdist controller, or a plain `pytest`) makes a fresh, empty
+# directory and deletes it at the end (`pytest_unconfigure`), so every run starts cold, as a fresh
+# clone does. A loaded executable is the one XLA compiled from the same program: results are
+# unchanged. S4LITE_TEST_NO_CACHE=1 turns it off; S4LITE_TEST_CACHE_DIR=<dir> uses (and keeps) <dir>.
+_CACHE_ENV = "S4LITE_TEST_CACHE_DIR"
+_OWNED_CACHE: str | None = None
+if os.environ.get("S4LITE_TEST_NO_CACHE") != "1":
+    import tempfile
+
+    if not os.environ.get(_CACHE_ENV):
+        _OWNED_CACHE = os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="s4lite-test-xla-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ[_CACHE_ENV]
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
 
 import jax  # noqa: E402
 
@@ -107,8 +130,12 @@ def compilation_cache(tmp_path_factory):
     Tests that call ``fit``/``main`` many times build new jitted closures; with the cache,
     identical programs are compiled once and later runs load the executable (same HLO → same
     executable, so results are unchanged). Restored afterwards. Use it with
-    ``pytestmark = pytest.mark.usefixtures("compilation_cache")``.
+    ``pytestmark = pytest.mark.usefixtures("compilation_cache")``. With the run-wide cache (the
+    default, see the top of this file) it does nothing: the module already shares that one.
     """
+    if os.environ.get("S4LITE_TEST_NO_CACHE") != "1":
+        yield
+        return
     from jax.experimental.compilation_cache import compilation_cache as cc
 
     names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
@@ -122,3 +149,11 @@ def compilation_cache(tmp_path_factory):
     cc.reset_cache()
     for n, v in saved.items():
         jax.config.update(n, v)
+
+
+def pytest_unconfigure(config) -> None:
+    """Delete the run-wide compilation cache (only in the process that made it)."""
+    if _OWNED_CACHE is not None:
+        import shutil
+
+        shutil.rmtree(_OWNED_CACHE, ignore_errors=True)

@@ -294,6 +294,19 @@ def check_colab(page: Any, doc: str, is_notebook: bool) -> list[str]:
     return problems
 
 
+# Clicks an animation's "Next frame" button n times; after each click, the slider's value and the image.
+_NEXT_FRAMES = """
+(anim, n) => {
+  const slider = anim.querySelector('input[type="range"].anim-slider');
+  const img = anim.querySelector("img");
+  const next = anim.querySelector('.anim-buttons button[title="Next frame"]');
+  const out = [];
+  for (let k = 0; k < n; k++) { next.click(); out.push([parseInt(slider.value), img.getAttribute("src")]); }
+  return out;
+}
+"""
+
+
 def check_animations(page: Any) -> list[str]:
     anims = page.locator("div.animation")
     if anims.count() == 0:
@@ -314,13 +327,17 @@ def check_animations(page: Any) -> list[str]:
         anim.locator('.anim-buttons button[title="First frame"]').click()
         last = int(slider.get_attribute("max") or 0)
         frames = {img.get_attribute("src")}
-        for k in range(1, last + 1):
+        steps = []  # (slider value, image) after each 'Next frame' click
+        if last >= 1:  # the first click as a user makes it (visible, enabled, not covered) ...
             anim.locator('.anim-buttons button[title="Next frame"]').click()
-            value = slider.evaluate("(s) => parseInt(s.value)")
+            steps.append((slider.evaluate("(s) => parseInt(s.value)"), img.get_attribute("src")))
+        if last >= 2:  # ... the others in the page, in one round trip, without drawing every frame
+            steps += anim.evaluate(_NEXT_FRAMES, last - 1)
+        for k, (value, src) in enumerate(steps, start=1):
             if value != k:
                 problems.append(f"animation {i}: after {k} 'Next frame' clicks the slider is at {value}")
                 break
-            frames.add(img.get_attribute("src"))
+            frames.add(src)
         if last >= 1 and len(frames) < 2:
             problems.append(f"animation {i}: stepping through {last + 1} frames never changes the image")
         anim.locator('.anim-buttons button[title="First frame"]').click()
