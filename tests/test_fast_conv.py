@@ -140,3 +140,23 @@ def test_glu_as_two_products_equals_one_product_split():
     a, g = jnp.split(z @ p["W"] + p["b"], 2, axis=-1)
     err = float(jnp.max(jnp.abs(glu_mix(p, z) - a * jax.nn.sigmoid(g))))
     assert err < 1e-14, err
+
+
+def test_layer_norm_gradient_written_out_equals_automatic_differentiation():
+    """standardize's hand-written VJP vs JAX's derivative of the (x − mean)/sqrt(var + eps) form."""
+    from s4lite.model import layer_norm
+
+    k = jax.random.split(jax.random.PRNGKey(7), 4)
+    x = jax.random.normal(k[0], (3, 6, 9), jnp.float64) * 3 + 1
+    p = {"scale": jax.random.normal(k[1], (9,), jnp.float64), "bias": jax.random.normal(k[2], (9,), jnp.float64)}
+    w = jax.random.normal(k[3], x.shape, jnp.float64)
+
+    def by_var(p, x, eps=1e-5):
+        m, v = jnp.mean(x, -1, keepdims=True), jnp.var(x, -1, keepdims=True)
+        return (x - m) * jax.lax.rsqrt(v + eps) * p["scale"] + p["bias"]
+
+    assert float(jnp.max(jnp.abs(layer_norm(p, x) - by_var(p, x)))) < 1e-13
+    g = jax.grad(lambda p, x: jnp.sum(layer_norm(p, x) * w), (0, 1))(p, x)
+    r = jax.grad(lambda p, x: jnp.sum(by_var(p, x) * w), (0, 1))(p, x)
+    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(r)):
+        assert float(jnp.max(jnp.abs(a - b))) < 1e-12
