@@ -25,17 +25,18 @@ Array = jax.Array
 
 
 def toeplitz_bf16(K: Array, cols: int | None = None) -> Array:
-    """``T (H, L, cols)`` in bfloat16 with ``T[h, i, j] = K[h, i − j]`` for i ≥ j, else 0.
+    """``T (H, L, cols)``, bfloat16: ``T[h, i, j] = K[h, i − j]`` for i ≥ j, else 0.
 
-    ``T[i, j]`` depends on ``(j − i) mod 2L`` only: it is entry ``j − i`` of the circulant row
-    ``s = [K_0, 0 (L times), K_{L−1}, …, K_1]``. Repeat ``s`` and cut it into rows of length
-    2L − 1, one short of its period: each row starts one place further back, so row i, column j
-    is ``s[(j − i) mod 2L]``. Copies and reshapes only, no index gather. ``cols`` (default L)
-    keeps the first columns only.
+    ``T[i, j]`` depends on ``(j − i) mod 2L`` only: it is entry ``j − i`` of the
+    circulant row ``s = [K_0, 0 (L times), K_{L−1}, …, K_1]``. Repeat ``s`` and cut it
+    into rows of length 2L − 1, one short of its period: each row starts one place
+    further back, so row i, column j is ``s[(j − i) mod 2L]``. Copies and reshapes
+    only, no index gather. ``cols`` (default L) keeps the first columns only.
     """
     H, L = K.shape
     Kb = K.astype(jnp.bfloat16)
-    s = jnp.concatenate([Kb[:, :1], jnp.zeros((H, L), jnp.bfloat16), Kb[:, :0:-1]], axis=1)
+    zeros = jnp.zeros((H, L), jnp.bfloat16)
+    s = jnp.concatenate([Kb[:, :1], zeros, Kb[:, :0:-1]], axis=1)  # (H, 2L)
     rows = jnp.tile(s, (1, L))[:, : L * (2 * L - 1)].reshape(H, L, 2 * L - 1)
     return rows[:, :, : (L if cols is None else cols)]
 
@@ -117,65 +118,70 @@ toeplitz_conv_fftgrad.defvjp(_fftgrad_fwd, _fftgrad_bwd)
 
 
 def toeplitz_conv_blocked(u: Array, K: Array, n_blocks: int = 4) -> Array:
-    r"""The causal convolution by blocks: ``u (B, L, H)``, ``K (H, L)`` → ``y (B, L, H)``.
+    r"""The causal convolution by blocks: ``u (B, L, H)``, ``K (H, L)`` → ``(B, L, H)``.
 
-    Cut time into n blocks of length b = L / n. ``T`` is block-Toeplitz: block (I, J) is
-    :math:`C_{I-J}` (zero above the diagonal), where :math:`C_d` is block d of the first block
-    column ``C = T[:, :b]``. So
+    Cut time into n blocks of length b = L / n. ``T`` is block-Toeplitz: block (I, J)
+    is :math:`C_{I-J}` (zero above the diagonal), :math:`C_d` being block d of the
+    first block column ``C = T[:, :b]``. So
 
     .. math::
         y_I = \sum_{d=0}^{I} C_d\, u_{I-d}, \qquad
         \frac{\partial \ell}{\partial u_J} = \sum_{d=0}^{n-1-J} C_d^\top
             \frac{\partial \ell}{\partial y_{J+d}},
 
-    n(n + 1)/2 block products instead of n² (the zero blocks are skipped), and only ``C``,
-    1/n of ``T``, is built. bfloat16 products, float32 sums. ``L`` is padded with zeros to a
-    multiple of n (a causal convolution ignores what comes after).
+    n(n + 1)/2 block products instead of n² (the zero blocks are skipped), and only
+    ``C``, 1/n of ``T``, is built. bfloat16 products, float32 sums. ``L`` is padded
+    with zeros to a multiple of n (a causal convolution ignores what comes after).
     """
     L = u.shape[1]
     Lp = -(-L // n_blocks) * n_blocks
     if Lp != L:
         u = jnp.pad(u, ((0, 0), (0, Lp - L), (0, 0)))
         K = jnp.pad(K, ((0, 0), (0, Lp - L)))
-    return _blocked(u, K, n_blocks)[:, :L]
+    return blocked_products(u, K, n_blocks)[:, :L]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _blocked(u: Array, K: Array, n: int) -> Array:
-    b = u.shape[1] // n
-    C = toeplitz_bf16(K, b)  # (H, L, b): blocks C_0, …, C_{n−1} stacked down the rows
-    row = C.reshape(C.shape[0], n, b, b).transpose(0, 2, 1, 3).reshape(C.shape[0], b, n * b)
-    u_rev = u.reshape(u.shape[0], n, b, -1)[:, ::-1].reshape(u.shape)  # [u_{n−1}, …, u_0]
-    # y_I = [C_0 … C_I] @ [u_I; …; u_0]: the first (I + 1) b columns of `row`, of u_rev from block n−1−I
-    y = [
-        _matmul("hik,bkh->bih", row[:, :, : (I + 1) * b], u_rev[:, (n - 1 - I) * b :], u.dtype)
-        for I in range(n)
-    ]
+def blocked_products(u: Array, K: Array, n: int) -> Array:
+    """:func:`toeplitz_conv_blocked` for L a multiple of n: the n block rows of y."""
+    B, L, H = u.shape
+    b = L // n
+    C = toeplitz_bf16(K, b)  # (H, L, b): the blocks C_0, …, C_{n−1}, stacked down
+    C_row = C.reshape(H, n, b, b).transpose(0, 2, 1, 3).reshape(H, b, L)  # side by side
+    u_rev = u.reshape(B, n, b, H)[:, ::-1].reshape(B, L, H)  # [u_{n−1}; …; u_0]
+    # y_I = [C_0 … C_I] [u_I; …; u_0]: (I + 1) b columns of C_row, rows of u_rev
+    y = []
+    for I in range(n):
+        k = (I + 1) * b
+        y.append(_matmul("hik,bkh->bih", C_row[:, :, :k], u_rev[:, L - k :], u.dtype))
     return jnp.concatenate(y, axis=1)
 
 
 def _blocked_fwd(u: Array, K: Array, n: int):
-    return _blocked(u, K, n), (u.astype(jnp.bfloat16), K)
+    return blocked_products(u, K, n), (u.astype(jnp.bfloat16), K)
 
 
 def _blocked_bwd(n: int, res, dy: Array):
+    """∂u by the transposed blocks; ∂K from ∂C_d = Σ_b Σ_{I≥d} dy_I u_{I−d}ᵀ."""
     u, K = res
     B, L, H = u.shape
     b = L // n
     C = toeplitz_bf16(K, b)
-    # du_J = [C_0; …; C_{n−1−J}]ᵀ @ [dy_J; …; dy_{n−1}]
-    du = [_matmul("hki,bkh->bih", C[:, : (n - J) * b], dy[:, J * b :], dy.dtype) for J in range(n)]
-    # dC_d = Σ_batch Σ_{I ≥ d} dy_I u_{I−d}ᵀ, then each gradient entry of K is a sum along diagonals
-    dyb, ub = dy.reshape(B, n, b, H), u.reshape(B, n, b, H)
-    dC = jnp.stack(
-        [_matmul("bIih,bIjh->hij", dyb[:, d:], ub[:, : n - d], jnp.bfloat16) for d in range(n)], 1
-    ).reshape(H * n, b, b)
+    # du_J = [C_0; …; C_{n−1−J}]ᵀ [dy_J; …; dy_{n−1}]
+    du = [_matmul("hki,bkh->bih", C[:, : L - J * b], dy[:, J * b :], dy.dtype)
+          for J in range(n)]  # fmt: skip
+    dy_blocks, u_blocks = dy.reshape(B, n, b, H), u.reshape(B, n, b, H)
+    dC = [
+        _matmul("bIih,bIjh->hij", dy_blocks[:, d:], u_blocks[:, : n - d], jnp.bfloat16)
+        for d in range(n)
+    ]
+    dC = jnp.stack(dC, axis=1).reshape(H * n, b, b)  # entry (d, i, j): lag d b + i − j
     low = diagonal_sums_f32(dC).reshape(H, n, b)  # lag d b + t, t ≥ 0
     up = diagonal_sums_f32(dC, upper=True).reshape(H, n, b)  # lag d b − t, t ≥ 1
-    # lag d b + t (t ≥ 1) also sits above the diagonal of C_{d+1}, at t' = b − t
-    from_next = jnp.roll(up[:, 1:, ::-1], 1, axis=-1)  # [0, up[b − 1], …, up[1]] per block
+    # lag d b + t (t ≥ 1) is also above the diagonal of C_{d+1}, at t' = b − t
+    from_next = jnp.roll(up[:, 1:, ::-1], 1, axis=-1)  # [0, up[b − 1], …, up[1]]
     dK = low + jnp.pad(from_next, ((0, 0), (0, 1), (0, 0)))
     return jnp.concatenate(du, axis=1), dK.reshape(H, L).astype(K.dtype)
 
 
-_blocked.defvjp(_blocked_fwd, _blocked_bwd)
+blocked_products.defvjp(_blocked_fwd, _blocked_bwd)

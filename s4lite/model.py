@@ -105,9 +105,10 @@ def layer_norm(p: Params, x: Array, eps: float = 1e-5) -> Array:
 def standardize(x: Array, eps: float = 1e-5) -> Array:
     r"""``x̂ = (x − μ) r`` over the last axis, :math:`r = (\sigma^2 + \epsilon)^{-1/2}`.
 
-    Its gradient, written out so that it takes one pass over the rows (XLA's derivative of
-    ``jnp.var`` takes several): :math:`\partial x = r\,(g - \overline{g} - \hat x\,
-    \overline{g \hat x})`, bars being means over the last axis.
+    Its gradient, written out so that it takes one pass over the rows (XLA's
+    derivative of ``jnp.var`` takes several):
+    :math:`\partial x = r\,(g - \overline{g} - \hat x\,\overline{g \hat x})`,
+    bars being means over the last axis.
     """
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
@@ -151,12 +152,12 @@ def dropout(key: Array | None, x: Array, rate: float) -> Array:
 
 
 def dropout_bytes(key: Array | None, x: Array, rate: float) -> Array:
-    """:func:`dropout` from one random byte per element (four per 32-bit draw): a quarter of the bits.
+    """:func:`dropout` from one random byte per element: a quarter of the random bits.
 
-    Entry h of the last axis reads byte h mod 4 of word ⌊h / 4⌋: shifts and masks only, so the
-    mask is computed where it is used. ``rate`` (a Python number) is rounded to a multiple of
-    1/256 (0.25 is exact); kept entries are divided by 1 − (rounded rate), so the expectation is
-    still ``x``.
+    Entry h of the last axis reads byte h mod 4 of 32-bit word ⌊h / 4⌋: shifts and
+    masks only, so the mask is computed where it is used. ``rate`` (a Python number)
+    is rounded to a multiple of 1/256 (0.25 is exact); kept entries are divided by
+    1 − (rounded rate), so the expectation is still ``x``.
     """
     q = round(float(rate) * 256)
     if key is None or q == 0:

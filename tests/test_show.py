@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -66,6 +67,35 @@ SHOWN: tuple[str, ...] = (
     "s4lite.dplr_step.apply_A1",
     "s4lite.dplr_step.dplr_step",
     "s4lite.dplr_step.scan_dplr",
+    # chapter 5: why diagonalization fails
+    "s4lite.hippo.eigenvector_condition",
+    # chapter 13: S4D
+    "s4lite.s4d.discretize_diag",
+    "s4lite.s4d.vandermonde_kernel",
+    "s4lite.s4d.kernel_s4d",
+    "s4lite.s4d.init_s4d",
+    "s4lite.s4d.legs_diagonal",
+    # chapter 14: selective state spaces
+    "s4lite.tasks.selective_copying",
+    "s4lite.selective.discretize_selective",
+    "s4lite.selective.scan_sequential",
+    "s4lite.selective.selective_scan",
+    "s4lite.selective.combine",
+    "s4lite.selective.scan_parallel",
+    "s4lite.mamba.causal_conv1d",
+    "s4lite.mamba.selective_ssm",
+    "s4lite.mamba.block_apply",
+    # the appendix: the Pallas kernel's pieces and the training step
+    "s4lite.cauchy_pallas._tiles",
+    "s4lite.cauchy_pallas._forward_kernel",
+    "s4lite.cauchy_pallas._cauchy_forward",
+    "s4lite.fast_conv.toeplitz_bf16",
+    "s4lite.model.dropout_bytes",
+    "s4lite.fast_conv.toeplitz_conv_blocked",
+    "s4lite.fast_conv.blocked_products",
+    "s4lite.fast_conv._blocked_bwd",
+    "s4lite.model.layer_norm",
+    "s4lite.model.standardize",
 )
 
 #: Modules whose every public function is checked with ``_check.checked``.
@@ -141,6 +171,24 @@ def test_show_source_bad_input(call, arg):
 
 
 # ----------------------------------------------------------------------------- (b)
+
+
+def test_every_function_a_chapter_shows_is_listed():
+    """Each argument of a ``show_source(...)`` call in a notebook names a function of SHOWN."""
+    import json
+    import re
+
+    listed = {d.rsplit(".", 1)[1] for d in SHOWN}
+    missing = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            for call in re.findall(r"show_source\(([^)]*)\)", "".join(cell["source"])):
+                for arg in filter(None, (a.strip() for a in call.split(","))):
+                    if arg.rsplit(".", 1)[-1] not in listed:
+                        missing.append(f"{path.name}: {arg}")
+    assert not missing, f"shown but not in SHOWN (add them): {missing}"
 
 
 @pytest.mark.parametrize("dotted", SHOWN)
