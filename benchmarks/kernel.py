@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="write the results as JSON here")
     p.add_argument("--plot", default=None, help="write a log-log figure (ms vs L) here")
     args = p.parse_args(argv)
-    from s4lite.engine import check_options
+    from s4lite.options import check_options
 
     check_options(args, {"N": "int>=1", "L": "int>=1", "max_naive_work": ">0", "H": "int>=0", "batched_N": "even>=2",
                          "batched_L": "int>=1", "repeats": "int>=1", "min_time": ">=0", "seed": "int>=0"})  # fmt: skip

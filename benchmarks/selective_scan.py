@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-time", type=float, default=0.2)
     p.add_argument("--quick", action="store_true", help="tiny sizes for a CPU smoke test")
     p.add_argument("--out", default=None, help="write the JSON record here")
-    from s4lite.engine import fail
+    from s4lite.options import fail
 
     args = p.parse_args(argv)
     if args.quick:

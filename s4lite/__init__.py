@@ -22,6 +22,8 @@ module              what it holds
 ``selective``       selective state spaces (Mamba's selective scan)
 ``mamba``           the Mamba block and model
 ``engine``          one training engine (TrainConfig, fit, checkpoints)
+``options``         option rules and one-line exits, without JAX (checked before it loads)
+``fast_conv``       the GPU training step's bf16 Toeplitz convolutions
 ``data``            MNIST: checked downloads, local directories, the shipped sample
 ``train``           ``python -m s4lite.train``: sequential MNIST training CLI
 ``ablation``        ``python -m s4lite.ablation``: HiPPO vs random initializations

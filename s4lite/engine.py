@@ -84,7 +84,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -188,32 +188,12 @@ class TrainConfig:
     time_budget: float | None = option(None, "stop after the epoch in which training time exceeds this (s)", check=">=0")
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def _is_real(v: Any) -> bool:
-    return (_is_int(v) or isinstance(v, (float, np.floating))) and math.isfinite(float(v))
-
-
-#: rule → (test, what is expected)
-CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "int>=1": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "int>=0": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "even>=2": (lambda v: _is_int(v) and v >= 2 and v % 2 == 0, "an even integer >= 2"),
-    ">0": (lambda v: _is_real(v) and v > 0, "a finite number > 0"),
-    ">=0": (lambda v: _is_real(v) and v >= 0, "a finite number >= 0"),
-    "[0,1)": (lambda v: _is_real(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "[0,1]": (lambda v: _is_real(v) and 0 <= v <= 1, "a number in [0, 1]"),
-}
+# Option rules, flag spelling, one-line exits and check_options live in s4lite.options (no JAX
+# there, so a tool can check its options before importing JAX); re-exported here.
+from s4lite.options import CHECKS, _is_int, _is_real, check_options, fail, flag  # noqa: E402,F401
 
 S4_INITS = ("legs", "lagt")  # the rank-1 HiPPO measures
 S4D_INITS = ("lin", "inv", "legs")
-
-
-def flag(name: str) -> str:
-    """The command-line spelling of a field: ``d_model`` → ``--d-model``."""
-    return "--" + name.replace("_", "-")
 
 
 def validate(cfg: Any) -> Any:
@@ -247,19 +227,6 @@ def validate(cfg: Any) -> Any:
         except ValueError as err:
             raise ValueError(f"--{err}") from None
     return cfg
-
-
-def check_options(args: Any, rules: dict[str, str]) -> None:
-    """Check parsed options (a Namespace) against rules of :data:`CHECKS`; exit with one line if bad.
-
-    A list value (``nargs="+"``) is checked element by element; None passes (an unset option).
-    """
-    for name, rule in rules.items():
-        value = getattr(args, name)
-        ok, expected = CHECKS[rule]
-        for v in value if isinstance(value, (list, tuple)) else [value]:
-            if v is not None and not ok(v):
-                fail(f"{flag(name)}: expected {expected}, got {v!r}")
 
 
 def build_parser(
@@ -326,11 +293,6 @@ def command_line(prog: str, cfg: Any, **changes: Any) -> str:
         else:
             parts += [flag(f.name), shlex.quote(str(v))]
     return " ".join(parts)
-
-
-def fail(message: str) -> NoReturn:
-    """Stop with a one-line message on stderr and exit status 1 (no traceback)."""
-    raise SystemExit(message)
 
 
 def parse(cls: type, prog: str, description: str, argv: list[str] | None, skip: tuple = ()) -> Any:
