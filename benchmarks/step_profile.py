@@ -13,7 +13,6 @@ what. ``--hlo`` also writes the optimized HLO text.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import collections
 import json
 import re
@@ -29,11 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from s4lite import engine  # noqa: E402
 from s4lite.engine import TrainConfig, run_info  # noqa: E402
 
-# the implementation options and their choices, as the training CLI has them
-CHOICES = {f.name: f.metadata["choices"] for f in dataclasses.fields(TrainConfig) if f.metadata.get("choices")}
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_throughput import training_step  # noqa: E402
+from train_throughput import CHOICES, training_step  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -110,14 +110,19 @@ def standardize(x: Array, eps: float = 1e-5) -> Array:
     :math:`\partial x = r\,(g - \overline{g} - \hat x\,\overline{g \hat x})`,
     bars being means over the last axis.
     """
+    mean, r = _mean_and_scale(x, eps)
+    return (x - mean) * r
+
+
+def _mean_and_scale(x: Array, eps: float) -> tuple[Array, Array]:
+    """μ and r = (σ² + ε)^(−1/2) of each row (the last axis), kept as ``(…, 1)``."""
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(var + eps)
+    return mean, jax.lax.rsqrt(var + eps)
 
 
 def _standardize_fwd(x: Array, eps: float):
-    mean = jnp.mean(x, axis=-1, keepdims=True)
-    r = jax.lax.rsqrt(jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True) + eps)
+    mean, r = _mean_and_scale(x, eps)
     return (x - mean) * r, (x, mean, r)
 
 
