@@ -149,11 +149,13 @@ class TrainConfig:
     # how the S4 layers compute (same numbers up to roundoff, except toeplitz_bf16)
     conv: str = option(
         "auto",
-        "causal convolution: fft, toeplitz, toeplitz_bf16, toeplitz_lean or toeplitz_blocked"
-        " (bfloat16 products, ~1e-3 error; lean: bf16 Toeplitz matrix rebuilt in the backward"
-        " pass; blocked: only its first block column, zero blocks skipped);"
+        "causal convolution: fft, toeplitz, toeplitz_bf16, toeplitz_lean, toeplitz_blocked or"
+        " toeplitz_tiled (bfloat16 products, ~1e-3 error; lean: bf16 Toeplitz matrix rebuilt in"
+        " the backward pass; blocked: only its first block column, zero blocks skipped; tiled:"
+        " Pallas kernels that form each tile of the matrix where they multiply it);"
         " auto: toeplitz_lean on a GPU of compute capability >= 8.0, else fft",
-        choices=("auto", "fft", "toeplitz", "toeplitz_bf16", "toeplitz_lean", "toeplitz_blocked"),
+        choices=("auto", "fft", "toeplitz", "toeplitz_bf16", "toeplitz_lean", "toeplitz_blocked",
+                 "toeplitz_tiled"),
     )
     kernel: str = option(
         "auto", "S4 kernel: xla, pallas (fused Triton kernel), auto (pallas on a GPU of compute capability >= 8.0)",
@@ -161,7 +163,7 @@ class TrainConfig:
     )
     activations: str = option(
         "auto", "type of the activations inside a block (bfloat16 needs a Toeplitz convolution);"
-        " auto: bfloat16 with toeplitz_lean or toeplitz_blocked, else float32",
+        " auto: bfloat16 with toeplitz_lean, toeplitz_blocked or toeplitz_tiled, else float32",
         choices=("auto", "float32", "bfloat16"),
     )
     dropout_bits: str = option(
@@ -334,11 +336,12 @@ def resolve_kernel(kernel: str) -> str:
 
 
 def resolve_activations(activations: str, conv: str) -> str:
-    """``"auto"`` → ``"bfloat16"`` where the convolution resolves to a lean or blocked bf16 Toeplitz
-    product, else ``"float32"``."""
+    """``"auto"`` → ``"bfloat16"`` where the convolution resolves to a lean, blocked or tiled bf16
+    Toeplitz product, else ``"float32"``."""
     if activations != "auto":
         return activations
-    return "bfloat16" if resolve_conv(conv) in ("toeplitz_lean", "toeplitz_blocked") else "float32"
+    bf16_convs = ("toeplitz_lean", "toeplitz_blocked", "toeplitz_tiled")
+    return "bfloat16" if resolve_conv(conv) in bf16_convs else "float32"
 
 
 def resolve_dropout_bits(dropout_bits: str) -> str:
@@ -373,10 +376,12 @@ def resolve_backend(
     from . import layer
     from .fast_conv import toeplitz_conv_blocked, toeplitz_conv_lean
     from .model import Backend, dropout, dropout_bytes
+    from .toeplitz_pallas import TILES, toeplitz_conv_tiled
 
     convs = {"fft": layer.fft_conv, "toeplitz": layer.toeplitz_conv,
              "toeplitz_bf16": layer.toeplitz_conv_bf16, "toeplitz_lean": toeplitz_conv_lean,
-             "toeplitz_blocked": functools.partial(toeplitz_conv_blocked, n_blocks=4)}  # fmt: skip
+             "toeplitz_blocked": functools.partial(toeplitz_conv_blocked, n_blocks=4),
+             "toeplitz_tiled": functools.partial(toeplitz_conv_tiled, **TILES)}  # fmt: skip
     asked, activations, conv = conv, resolve_activations(activations, conv), resolve_conv(conv)
     if conv not in convs:
         raise ValueError(f"conv: expected one of {['auto', *convs]}, got {conv!r}")

@@ -175,13 +175,23 @@ def _blocked_bwd(n: int, res, dy: Array):
         _matmul("bIih,bIjh->hij", dy_blocks[:, d:], u_blocks[:, : n - d], jnp.bfloat16)
         for d in range(n)
     ]
-    dC = jnp.stack(dC, axis=1).reshape(H * n, b, b)  # entry (d, i, j): lag d b + i − j
-    low = diagonal_sums_f32(dC).reshape(H, n, b)  # lag d b + t, t ≥ 0
-    up = diagonal_sums_f32(dC, upper=True).reshape(H, n, b)  # lag d b − t, t ≥ 1
-    # lag d b + t (t ≥ 1) is also above the diagonal of C_{d+1}, at t' = b − t
+    dK = lag_sums(jnp.stack(dC, axis=1))
+    return jnp.concatenate(du, axis=1), dK.astype(K.dtype)
+
+
+def lag_sums(C: Array) -> Array:
+    """``s (H, n b)``, float32: ``s[h, m] = Σ C[h, d, i, j]`` over every ``d b + i − j = m``.
+
+    ``C (H, n, b, b)`` holds the products of block lag d: entry (i, j) is at lag d b + i − j.
+    Lag d b + t (0 ≤ t < b) lies on diagonal t of ``C_d`` and, for t ≥ 1, on diagonal
+    b − t above the diagonal of ``C_{d+1}``; the diagonals above ``C_0``'s are negative lags.
+    """
+    H, n, b, _ = C.shape
+    C = C.reshape(H * n, b, b)
+    low = diagonal_sums_f32(C).reshape(H, n, b)  # lag d b + t, t ≥ 0
+    up = diagonal_sums_f32(C, upper=True).reshape(H, n, b)  # lag d b − t, t ≥ 1
     from_next = jnp.roll(up[:, 1:, ::-1], 1, axis=-1)  # [0, up[b − 1], …, up[1]]
-    dK = low + jnp.pad(from_next, ((0, 0), (0, 1), (0, 0)))
-    return jnp.concatenate(du, axis=1), dK.reshape(H, L).astype(K.dtype)
+    return (low + jnp.pad(from_next, ((0, 0), (0, 1), (0, 0)))).reshape(H, n * b)
 
 
 blocked_products.defvjp(_blocked_fwd, _blocked_bwd)
