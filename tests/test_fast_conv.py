@@ -10,11 +10,13 @@ import pytest
 from s4lite import engine
 from s4lite.fast_conv import (
     diagonal_sums_f32,
+    lag_sums,
     toeplitz_bf16,
     toeplitz_conv_blocked,
     toeplitz_conv_fftgrad,
     toeplitz_conv_lean,
 )
+from s4lite.toeplitz_pallas import toeplitz_conv_tiled
 from s4lite.layer import fft_conv, init_s4, s4_apply, s4_kernel
 from s4lite.model import classify, dropout_bytes, glu_mix, init_model
 
@@ -160,3 +162,43 @@ def test_layer_norm_gradient_written_out_equals_automatic_differentiation():
     r = jax.grad(lambda p, x: jnp.sum(by_var(p, x) * w), (0, 1))(p, x)
     for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(r)):
         assert float(jnp.max(jnp.abs(a - b))) < 1e-12
+
+
+@pytest.mark.parametrize("B, L, b", [(2, 40, 16), (3, 64, 16), (1, 33, 32), (2, 16, 16)])
+def test_tiled_convolution_is_exact_where_bfloat16_is(B, L, b):
+    """The Pallas kernels (here in Pallas's interpreter): tiles of T formed from K where they are
+    multiplied, tiles above the diagonal skipped, the kernel gradient from the lag blocks C_d.
+    On small integers (exact in bfloat16, and their sums in float32) the output, the input gradient
+    and the kernel gradient equal the float64 FFT convolution's; L a multiple of b and not, B not a
+    power of two (padded)."""
+    k = jax.random.split(jax.random.PRNGKey(L + b), 3)
+    u = jax.random.randint(k[0], (B, L, 3), -3, 4).astype(jnp.float64)
+    K = jax.random.randint(k[1], (3, L), -3, 4).astype(jnp.float64)
+    w = jax.random.randint(k[2], u.shape, -2, 3).astype(jnp.float64)
+    conv = jax.jit(lambda u, K: toeplitz_conv_tiled(u, K, b))
+    assert float(jnp.max(jnp.abs(conv(u, K) - fft_conv(u, K)))) < 1e-9
+    g = jax.jit(jax.grad(lambda u, K: jnp.sum(toeplitz_conv_tiled(u, K, b) * w), (0, 1)))(u, K)
+    r = jax.grad(lambda u, K: jnp.sum(fft_conv(u, K) * w), (0, 1))(u, K)
+    assert float(jnp.max(jnp.abs(g[0] - r[0]))) < 1e-9
+    assert float(jnp.max(jnp.abs(g[1] - r[1]))) < 1e-9
+
+
+def test_tiled_convolution_keeps_the_input_type_and_matches_lean_on_real_numbers():
+    k = jax.random.split(jax.random.PRNGKey(3), 2)
+    u = jax.random.normal(k[0], (2, 48, 4)).astype(jnp.bfloat16)
+    K = jax.random.normal(k[1], (4, 48)) * jnp.exp(-jnp.arange(48) / 10)
+    y = jax.jit(lambda u, K: toeplitz_conv_tiled(u, K, 16))(u, K)
+    assert y.dtype == jnp.bfloat16 and y.shape == u.shape
+    assert _rel(y.astype(jnp.float32), toeplitz_conv_lean(u, K).astype(jnp.float32)) < 1e-2
+
+
+def test_lag_sums_match_an_explicit_loop():
+    """``lag_sums``: entry (i, j) of block d counts at lag d b + i − j; negative lags are dropped."""
+    H, n, b = 2, 3, 4
+    C = np.random.default_rng(1).standard_normal((H, n, b, b))
+    ref = np.zeros((H, n * b))
+    for h, d, i, j in np.ndindex(H, n, b, b):
+        m = d * b + i - j
+        if 0 <= m < n * b:
+            ref[h, m] += C[h, d, i, j]
+    assert np.max(np.abs(np.asarray(lag_sums(jnp.asarray(C))) - ref)) < 1e-5  # summed in float32
