@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from s4lite import engine  # noqa: E402
 from s4lite.engine import TrainConfig, make_optimizer, resolve, run_info  # noqa: E402
 from s4lite.model import count_params  # noqa: E402
+from s4lite.toeplitz_pallas import TILES  # noqa: E402
 from s4lite.train import smnist_task  # noqa: E402
 from s4lite.viz.views import time_fn  # noqa: E402
 
@@ -112,7 +113,8 @@ def main() -> None:
     def kernels_fb(s4s):
         return jax.grad(lambda ps: sum(jnp.sum(backend.kernel(p, a.L) ** 2) for p in ps))(s4s)
 
-    u = jax.random.normal(jax.random.PRNGKey(1), (a.batch_size, a.L, a.d_model)).astype(backend.dtype or jnp.float32)
+    shape = (a.batch_size, a.d_model, a.L) if backend.channels_first else (a.batch_size, a.L, a.d_model)
+    u = jax.random.normal(jax.random.PRNGKey(1), shape).astype(backend.dtype or jnp.float32)
     K = jnp.stack([backend.kernel(p, a.L) for p in s4s])
 
     @jax.jit
@@ -132,7 +134,8 @@ def main() -> None:
                    "kernel_resolved": resolved, "activations": a.activations, "dropout_bits": a.dropout_bits,
                    "activations_resolved": engine.resolve_activations(a.activations, a.conv),
                    "dropout_bits_resolved": engine.resolve_dropout_bits(a.dropout_bits),
-                   "prng": a.prng, "n_params": count_params(params)},  # fmt: skip
+                   "prng": a.prng, "n_params": count_params(params), "channels_first": backend.channels_first,
+                   "tiles": dict(TILES) if engine.resolve_conv(a.conv) == "toeplitz_tiled" else None},  # fmt: skip
         "compile_s": compile_s,
         "step_ms": step_s * 1e3,
         "samples_per_s": a.batch_size / step_s,

@@ -152,8 +152,9 @@ class TrainConfig:
         "causal convolution: fft, toeplitz, toeplitz_bf16, toeplitz_lean, toeplitz_blocked or"
         " toeplitz_tiled (bfloat16 products, ~1e-3 error; lean: bf16 Toeplitz matrix rebuilt in"
         " the backward pass; blocked: only its first block column, zero blocks skipped; tiled:"
-        " Pallas kernels that form each tile of the matrix where they multiply it);"
-        " auto: toeplitz_lean on a GPU of compute capability >= 8.0, else fft",
+        " Pallas kernels that form each tile of the matrix where they multiply it, blocks run"
+        " channels first);"
+        " auto: toeplitz_tiled on a GPU of compute capability >= 8.0, else fft",
         choices=("auto", "fft", "toeplitz", "toeplitz_bf16", "toeplitz_lean", "toeplitz_blocked",
                  "toeplitz_tiled"),
     )
@@ -352,11 +353,11 @@ def resolve_dropout_bits(dropout_bits: str) -> str:
 
 
 def resolve_conv(conv: str) -> str:
-    """``"auto"`` → ``"toeplitz_lean"`` on a GPU of compute capability ≥ 8.0, ``"fft"`` elsewhere."""
+    """``"auto"`` → ``"toeplitz_tiled"`` on a GPU of compute capability ≥ 8.0, ``"fft"`` elsewhere."""
     if conv != "auto":
         return conv
     cc = gpu_compute_capability()
-    return "toeplitz_lean" if cc is not None and cc >= MIN_TRITON_CAPABILITY else "fft"
+    return "toeplitz_tiled" if cc is not None and cc >= MIN_TRITON_CAPABILITY else "fft"
 
 
 @functools.lru_cache(maxsize=None)
@@ -376,12 +377,12 @@ def resolve_backend(
     from . import layer
     from .fast_conv import toeplitz_conv_blocked, toeplitz_conv_lean
     from .model import Backend, dropout, dropout_bytes
-    from .toeplitz_pallas import TILES, toeplitz_conv_tiled
+    from .toeplitz_pallas import TILES, toeplitz_conv_tiled_cf
 
     convs = {"fft": layer.fft_conv, "toeplitz": layer.toeplitz_conv,
              "toeplitz_bf16": layer.toeplitz_conv_bf16, "toeplitz_lean": toeplitz_conv_lean,
              "toeplitz_blocked": functools.partial(toeplitz_conv_blocked, n_blocks=4),
-             "toeplitz_tiled": functools.partial(toeplitz_conv_tiled, **TILES)}  # fmt: skip
+             "toeplitz_tiled": functools.partial(toeplitz_conv_tiled_cf, **TILES)}  # fmt: skip
     asked, activations, conv = conv, resolve_activations(activations, conv), resolve_conv(conv)
     if conv not in convs:
         raise ValueError(f"conv: expected one of {['auto', *convs]}, got {conv!r}")
@@ -396,7 +397,8 @@ def resolve_backend(
     dropout_bits = resolve_dropout_bits(dropout_bits)
     if dropout_bits not in dropouts:
         raise ValueError(f"dropout_bits: expected one of {list(dropouts)}, got {dropout_bits!r}")
-    how = {"conv": convs[conv], "dropout": dropouts[dropout_bits], "dtype": dtypes[activations]}
+    how = {"conv": convs[conv], "dropout": dropouts[dropout_bits], "dtype": dtypes[activations],
+           "channels_first": conv == "toeplitz_tiled"}  # its kernels read (B, H, L)
     if ssm == "s4":
         if discretization != "bilinear":
             raise ValueError("discretization: S4's DPLR kernel is bilinear only; use zoh with ssm='s4d'")

@@ -261,22 +261,31 @@ CONVOLUTIONS = {"fft": fft_conv, "toeplitz": toeplitz_conv, "toeplitz_bf16": toe
 
 
 def _s4_apply_args(
-    params: Params, u: Any, kernel: Callable = s4_kernel, conv: Callable = fft_conv
+    params: Params,
+    u: Any,
+    kernel: Callable = s4_kernel,
+    conv: Callable = fft_conv,
+    channels_first: bool = False,
 ) -> tuple:
     u = _check.as_array("u", u)
     H = params["D"].shape[0]
-    if u.ndim < 2 or u.shape[-1] != H:
-        raise ValueError(f"u: expected shape (..., L, H) with H={H}, got {u.shape}")
+    if u.ndim < 2 or u.shape[-2 if channels_first else -1] != H:
+        shape = "(..., H, L)" if channels_first else "(..., L, H)"
+        raise ValueError(f"u: expected shape {shape} with H={H}, got {u.shape}")
     if not callable(conv) or not callable(kernel):
         raise ValueError(f"conv: expected functions kernel(params, L) and conv(u, K), got {conv!r}")
     if conv in (toeplitz_conv, toeplitz_conv_bf16) and u.ndim != 3:
         raise ValueError(f"u: the toeplitz convolution expects shape (B, L, H), got {u.shape}")
-    return params, u, kernel, conv
+    return params, u, kernel, conv, channels_first
 
 
 @_check.checked(_s4_apply_args)
 def s4_apply(
-    params: Params, u: Array, kernel: Callable = s4_kernel, conv: Callable = fft_conv
+    params: Params,
+    u: Array,
+    kernel: Callable = s4_kernel,
+    conv: Callable = fft_conv,
+    channels_first: bool = False,
 ) -> Array:
     """The S4 layer in convolution mode, y = K̄ * u + D u, ``(..., L, H)`` → same.
 
@@ -284,9 +293,10 @@ def s4_apply(
     so one convolution with K̄ + D δ computes both terms.
     ``kernel(params, L)`` computes K̄ (:func:`s4_kernel`, :func:`s4_kernel_fused`);
     ``conv(u, K)`` is the causal convolution (:func:`fft_conv`, :func:`toeplitz_conv`,
-    :func:`toeplitz_conv_bf16`).
+    :func:`toeplitz_conv_bf16`). ``channels_first``: ``u`` is ``(..., H, L)`` and ``conv``
+    takes that layout (:func:`s4lite.toeplitz_pallas.toeplitz_conv_tiled_cf`).
     """
-    K = kernel(params, u.shape[-2]).at[:, 0].add(params["D"])
+    K = kernel(params, u.shape[-1 if channels_first else -2]).at[:, 0].add(params["D"])
     return conv(u, K.astype(u.dtype))
 
 

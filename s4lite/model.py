@@ -96,41 +96,43 @@ def count_params(params: Any) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
 
 
-def layer_norm(p: Params, x: Array, eps: float = 1e-5) -> Array:
-    """LayerNorm over the last axis: (x − mean) / sqrt(var + eps) · scale + bias."""
-    return standardize(x, eps) * p["scale"] + p["bias"]
+def layer_norm(p: Params, x: Array, eps: float = 1e-5, axis: int = -1) -> Array:
+    """LayerNorm over the channels (``axis``, default the last): (x − mean) / sqrt(var + eps) · scale + bias."""
+    after = tuple(range(axis + 1, 0))  # the axes after the channel axis (none by default)
+    scale, bias = jnp.expand_dims(p["scale"], after), jnp.expand_dims(p["bias"], after)
+    return standardize(x, eps, axis) * scale + bias
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def standardize(x: Array, eps: float = 1e-5) -> Array:
-    r"""``x̂ = (x − μ) r`` over the last axis, :math:`r = (\sigma^2 + \epsilon)^{-1/2}`.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def standardize(x: Array, eps: float = 1e-5, axis: int = -1) -> Array:
+    r"""``x̂ = (x − μ) r`` over ``axis``, :math:`r = (\sigma^2 + \epsilon)^{-1/2}`.
 
     Its gradient, written out so that it takes one pass over the rows (XLA's
     derivative of ``jnp.var`` takes several):
     :math:`\partial x = r\,(g - \overline{g} - \hat x\,\overline{g \hat x})`,
-    bars being means over the last axis.
+    bars being means over ``axis``.
     """
-    mean, r = _mean_and_scale(x, eps)
+    mean, r = _mean_and_scale(x, eps, axis)
     return (x - mean) * r
 
 
-def _mean_and_scale(x: Array, eps: float) -> tuple[Array, Array]:
-    """μ and r = (σ² + ε)^(−1/2) of each row (the last axis), kept as ``(…, 1)``."""
-    mean = jnp.mean(x, axis=-1, keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+def _mean_and_scale(x: Array, eps: float, axis: int) -> tuple[Array, Array]:
+    """μ and r = (σ² + ε)^(−1/2) of each row (along ``axis``), kept with that axis of size 1."""
+    mean = jnp.mean(x, axis=axis, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=axis, keepdims=True)
     return mean, jax.lax.rsqrt(var + eps)
 
 
-def _standardize_fwd(x: Array, eps: float):
-    mean, r = _mean_and_scale(x, eps)
+def _standardize_fwd(x: Array, eps: float, axis: int):
+    mean, r = _mean_and_scale(x, eps, axis)
     return (x - mean) * r, (x, mean, r)
 
 
-def _standardize_bwd(eps: float, res, g: Array):
+def _standardize_bwd(eps: float, axis: int, res, g: Array):
     x, mean, r = res
     xh = (x - mean) * r
-    g_mean = jnp.mean(g, axis=-1, keepdims=True)
-    gx_mean = jnp.mean(g * xh, axis=-1, keepdims=True)
+    g_mean = jnp.mean(g, axis=axis, keepdims=True)
+    gx_mean = jnp.mean(g * xh, axis=axis, keepdims=True)
     return (r * (g - g_mean - xh * gx_mean),)
 
 
@@ -180,28 +182,37 @@ class Backend:
 
     ``kernel(params, L) -> (H, L)`` and ``conv(u, K) -> y`` compute the sequence layer, ``dropout``
     draws the masks, and ``dtype`` is the type of the activations inside a block (None: the
-    input's; the residual stream and the weights keep theirs). The default: XLA kernel, FFT
-    convolution, Bernoulli dropout, no cast. Hashable, so it can be a static argument.
+    input's; the residual stream and the weights keep theirs). ``channels_first``: the blocks
+    run on ``(B, H, L)`` arrays, each channel's steps contiguous, and ``conv`` takes that layout
+    (the tiled Pallas convolution reads whole rows then, with no transposes around it). The
+    default: XLA kernel, FFT convolution, Bernoulli dropout, no cast, ``(B, L, H)``. Hashable,
+    so it can be a static argument.
     """
 
     kernel: Callable[[Params, int], Array] = s4_kernel
     conv: Callable[[Array, Array], Array] = fft_conv
     dropout: Callable[[Array | None, Array, float], Array] = dropout
     dtype: Any = None
+    channels_first: bool = False
 
 
 DEFAULT = Backend()
 
 
-def glu_mix(p: Params, z: Array) -> Array:
-    """Position-wise GLU: ``a * sigmoid(g)`` where ``[a, g] = z W + b``.
+def glu_mix(p: Params, z: Array, axis: int = -1) -> Array:
+    """Position-wise GLU: ``a * sigmoid(g)`` where ``[a, g] = z W + b``, mixing the channels.
 
     The two halves of ``W (H, 2H)`` are applied as two products: no ``(…, 2H)`` array is formed
-    and split, and none is concatenated in the backward pass.
+    and split, and none is concatenated in the backward pass. ``axis=-2``: ``z`` is
+    ``(…, H, L)``, channels first, and so is the result.
     """
     H = p["W"].shape[-1] // 2
-    a = z @ p["W"][:, :H] + p["b"][:H]
-    g = z @ p["W"][:, H:] + p["b"][H:]
+    if axis == -2:
+        a = jnp.einsum("hk,...hl->...kl", p["W"][:, :H], z) + p["b"][:H, None]
+        g = jnp.einsum("hk,...hl->...kl", p["W"][:, H:], z) + p["b"][H:, None]
+    else:
+        a = z @ p["W"][:, :H] + p["b"][:H]
+        g = z @ p["W"][:, H:] + p["b"][H:]
     return a * jax.nn.sigmoid(g)
 
 
@@ -220,12 +231,13 @@ def block(
     rate: float = 0.0,
     backend: Backend = DEFAULT,
 ) -> Array:
-    """One pre-norm residual block on ``x (..., L, H)``."""
+    """One pre-norm residual block on ``x (..., L, H)`` (``(..., H, L)`` if ``backend.channels_first``)."""
     k1, k2 = _keys(key, 2)
-    z = layer_norm(p["norm"], x).astype(backend.dtype or x.dtype)
-    z = s4_apply(p["s4"], z, backend.kernel, backend.conv)
+    cf, channels = backend.channels_first, -2 if backend.channels_first else -1
+    z = layer_norm(p["norm"], x, axis=channels).astype(backend.dtype or x.dtype)
+    z = s4_apply(p["s4"], z, backend.kernel, backend.conv, channels_first=cf)
     z = backend.dropout(k1, jax.nn.gelu(z), rate)
-    z = backend.dropout(k2, glu_mix(_cast(p["mix"], z.dtype), z), rate)
+    z = backend.dropout(k2, glu_mix(_cast(p["mix"], z.dtype), z, axis=channels), rate)
     return x + z
 
 
@@ -238,9 +250,11 @@ def model_features(
 ) -> Array:
     """Encoder and all blocks: ``x (B, L, d_input)`` → ``(B, L, d_model)``."""
     h = x @ params["encoder"]["W"] + params["encoder"]["b"]
+    if backend.channels_first:
+        h = jnp.swapaxes(h, -1, -2)  # (B, H, L) through the blocks
     for p, k in zip(params["layers"], _keys(key, len(params["layers"]))):
         h = block(p, h, k, rate, backend)
-    return h
+    return jnp.swapaxes(h, -1, -2) if backend.channels_first else h
 
 
 def _classify_args(

@@ -22,9 +22,14 @@ kernel gradient :math:`\partial\ell/\partial \bar K_m` is a sum along diagonals 
 matrices :math:`C_d` (:func:`s4lite.fast_conv.lag_sums`), not of an (L, L) one.
 Products in bfloat16, sums in float32, like :func:`~s4lite.fast_conv.toeplitz_conv_lean`.
 
-The kernels work on ``(H, L, B)`` arrays (time, then batch, inside each channel), with L padded
-to whole blocks and B to a power of two (zeros: a causal convolution ignores what comes after).
-On a CPU the same kernels run in Pallas's interpreter; that is how the tests check them.
+The kernels read and write ``(B, H, L)`` arrays (channels first): the b steps of one channel are
+contiguous, so a program's loads are whole rows. :func:`toeplitz_conv_tiled_cf` takes that layout
+(the model's blocks use it where this convolution is chosen, see :class:`s4lite.model.Backend`);
+:func:`toeplitz_conv_tiled` takes ``(B, L, H)`` like every other convolution here and swaps axes
+around the same kernels. The last block of a sequence may be partial: loads beyond L read zeros
+and stores beyond L are masked (a causal convolution ignores what comes after). B is padded to a
+power of two ≥ 16 if it is not one. On a CPU the same kernels run in Pallas's interpreter; that
+is how the tests check them.
 """
 
 from __future__ import annotations
@@ -54,34 +59,54 @@ def _dot(a: Array, b: Array, dims=(((1,), (0,)), ((), ()))) -> Array:
     return jax.lax.dot_general(a, b, dims, preferred_element_type=jnp.float32)
 
 
-def _products_kernel(b: int, n: int, transpose: bool):
-    """Program (h, o): ``Σ_p T_op x_p`` (or ``Σ_p T_poᵀ x_p``) over the tiles on or below the diagonal.
+def _start(t0: Array) -> Array:
+    """A block's first step as the default integer type (the type of the ``:`` next to it)."""
+    return jnp.asarray(t0, jnp.asarray(0).dtype)
 
-    ``k_ref`` is K's row with Lp zeros in front: entry Lp + m is the lag m (zero for m < 0).
+
+def _steps(ref, t0, b: int, L: int) -> Array:
+    """Steps ``t0 … t0 + b − 1`` of every row of ``ref (Bp, L)``, zeros past L: ``(Bp, b)``."""
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plgpu
+
+    t = t0 + jax.lax.broadcasted_iota(jnp.int32, (ref.shape[0], b), 1)
+    return plgpu.load(ref.at[:, pl.ds(_start(t0), b)], mask=t < L, other=0)
+
+
+def _products_kernel(b: int, L: int, transpose: bool):
+    """Program (h, o): block o of ``y = x T_hᵀ`` (or of ``x T_h``), over the tiles on or below
+    the diagonal. Row β of ``x (Bp, L)`` is one sequence; ``y[β, i] = Σ_j K[i − j] x[β, j]``.
+
+    ``k_ref`` is K's row with n b zeros in front: entry n b + m is the lag m (zero for m < 0).
     """
+    n = -(-L // b)
 
     def kernel(k_ref, x_ref, o_ref):
         from jax.experimental import pallas as pl
+        from jax.experimental.pallas import triton as plgpu
 
         o = pl.program_id(1)
-        Lp = n * b
-        r = jax.lax.broadcasted_iota(jnp.int32, (b, b), 0)
-        c = jax.lax.broadcasted_iota(jnp.int32, (b, b), 1)
+        c = jax.lax.broadcasted_iota(jnp.int32, (b, b), 0)  # step within block p (rows)
+        r = jax.lax.broadcasted_iota(jnp.int32, (b, b), 1)  # step within block o (columns)
 
         def add_tile(p, acc):
             lag = (p - o) * b + c - r if transpose else (o - p) * b + r - c
-            tile = k_ref[Lp + lag]  # (b, b): the tile T_op, or T_poᵀ
-            return acc + _dot(tile, x_ref[pl.ds(p * b, b), :])
+            tile = k_ref[n * b + lag]  # (b, b): T_opᵀ, or T_po
+            return acc + _dot(_steps(x_ref, p * b, b, L), tile)
 
         lo, hi = (o, n) if transpose else (0, o + 1)
-        acc = jax.lax.fori_loop(lo, hi, add_tile, jnp.zeros(o_ref.shape, jnp.float32))
-        o_ref[...] = acc.astype(o_ref.dtype)
+        acc = jax.lax.fori_loop(lo, hi, add_tile, jnp.zeros((x_ref.shape[0], b), jnp.float32))
+        t = o * b + jax.lax.broadcasted_iota(jnp.int32, acc.shape, 1)
+        out = o_ref.at[:, pl.ds(_start(o * b), b)]
+        plgpu.store(out, acc.astype(o_ref.dtype), mask=t < L)
 
     return kernel
 
 
-def _lag_blocks_kernel(b: int, n: int):
-    """Program (h, d): ``C_d = Σ_{I ≥ d} g_I x_{I−d}ᵀ``, a (b, b) float32 matrix."""
+def _lag_blocks_kernel(b: int, L: int):
+    """Program (h, d): ``C_d = Σ_{I ≥ d} g_Iᵀ x_{I−d}``, a (b, b) float32 matrix (blocks of steps
+    as columns of ``g, x (Bp, L)``)."""
+    n = -(-L // b)
 
     def kernel(g_ref, x_ref, c_ref):
         from jax.experimental import pallas as pl
@@ -89,8 +114,8 @@ def _lag_blocks_kernel(b: int, n: int):
         d = pl.program_id(1)
 
         def add_block(i, acc):
-            g, x = g_ref[pl.ds(i * b, b), :], x_ref[pl.ds((i - d) * b, b), :]
-            return acc + _dot(g, x, (((1,), (1,)), ((), ())))
+            g, x = _steps(g_ref, i * b, b, L), _steps(x_ref, (i - d) * b, b, L)
+            return acc + _dot(g, x, (((0,), (0,)), ((), ())))
 
         c_ref[...] = jax.lax.fori_loop(d, n, add_block, jnp.zeros((b, b), jnp.float32))
 
@@ -108,21 +133,19 @@ def _params(warps: int, stages: int):
 def toeplitz_products(
     K: Array, x: Array, transpose: bool, b: int, warps: int = 4, stages: int = 2
 ) -> Array:
-    """``y[h] = T_h x[h]`` (``T_hᵀ x[h]`` if ``transpose``) for ``x (H, Lp, Bp)``, ``K (H, L)``, L ≤ Lp."""
+    """``y[:, h] = x[:, h] T_hᵀ`` (``x[:, h] T_h`` if ``transpose``) for ``x (Bp, H, L)``, ``K (H, L)``."""
     from jax.experimental import pallas as pl
 
-    H, Lp, Bp = x.shape
-    n = Lp // b
-    k_rows = jnp.pad(K.astype(jnp.bfloat16), ((0, 0), (Lp, Lp - K.shape[1])))  # (H, 2 Lp)
+    Bp, H, L = x.shape
+    n = -(-L // b)
+    k_rows = jnp.pad(K.astype(jnp.bfloat16), ((0, 0), (n * b, n * b - L)))  # (H, 2 n b)
+    rows = pl.BlockSpec((Bp, None, L), lambda h, o: (0, h, 0))
     return pl.pallas_call(
-        _products_kernel(b, n, transpose),
-        out_shape=jax.ShapeDtypeStruct((H, Lp, Bp), x.dtype),
+        _products_kernel(b, L, transpose),
+        out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
         grid=(H, n),
-        in_specs=[
-            pl.BlockSpec((None, 2 * Lp), lambda h, o: (h, 0)),
-            pl.BlockSpec((None, Lp, Bp), lambda h, o: (h, 0, 0)),
-        ],
-        out_specs=pl.BlockSpec((None, b, Bp), lambda h, o: (h, o, 0)),
+        in_specs=[pl.BlockSpec((None, 2 * n * b), lambda h, o: (h, 0)), rows],
+        out_specs=rows,
         interpret=_interpret(),
         compiler_params=_params(warps, stages),
         name="toeplitz_products_t" if transpose else "toeplitz_products",
@@ -130,16 +153,17 @@ def toeplitz_products(
 
 
 def lag_blocks(g: Array, x: Array, b: int, warps: int = 4, stages: int = 2) -> Array:
-    """``C (H, n, b, b)``: ``C[h, d] = Σ_{I ≥ d} g[h, I] x[h, I − d]ᵀ`` for ``g, x (H, n b, Bp)``."""
+    """``C (H, n, b, b)``: ``C[h, d] = Σ_{I ≥ d} g_Iᵀ x_{I−d}`` for ``g, x (Bp, H, L)``, n = ⌈L / b⌉."""
     from jax.experimental import pallas as pl
 
-    H, Lp, Bp = x.shape
-    n = Lp // b
+    Bp, H, L = x.shape
+    n = -(-L // b)
+    rows = pl.BlockSpec((Bp, None, L), lambda h, d: (0, h, 0))
     return pl.pallas_call(
-        _lag_blocks_kernel(b, n),
+        _lag_blocks_kernel(b, L),
         out_shape=jax.ShapeDtypeStruct((H, n, b, b), jnp.float32),
         grid=(H, n),
-        in_specs=[pl.BlockSpec((None, Lp, Bp), lambda h, d: (h, 0, 0))] * 2,
+        in_specs=[rows, rows],
         out_specs=pl.BlockSpec((None, None, b, b), lambda h, d: (h, d, 0, 0)),
         interpret=_interpret(),
         compiler_params=_params(warps, stages),
@@ -147,42 +171,43 @@ def lag_blocks(g: Array, x: Array, b: int, warps: int = 4, stages: int = 2) -> A
     )(g, x)
 
 
-def _to_hlb(u: Array, b: int) -> Array:
-    """``(B, L, H)`` → bfloat16 ``(H, Lp, Bp)``, L padded to whole blocks, B to a power of two ≥ 16."""
-    B, L, _ = u.shape
-    Lp, Bp = -(-L // b) * b, max(16, 1 << (B - 1).bit_length())
-    x = jnp.transpose(u.astype(jnp.bfloat16), (2, 1, 0))
-    return jnp.pad(x, ((0, 0), (0, Lp - L), (0, Bp - B)))
-
-
-def _from_hlb(x: Array, B: int, L: int, dtype) -> Array:
-    return jnp.transpose(x[:, :L, :B], (2, 1, 0)).astype(dtype)
+def _padded_batch(u: Array) -> Array:
+    """bfloat16 ``(Bp, H, L)``, B padded with zero rows to a power of two ≥ 16."""
+    B = u.shape[0]
+    Bp = max(16, 1 << (B - 1).bit_length())
+    return jnp.pad(u.astype(jnp.bfloat16), ((0, Bp - B), (0, 0), (0, 0)))
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def toeplitz_conv_tiled(u: Array, K: Array, b: int = 64, warps: int = 4, stages: int = 2) -> Array:
-    """``u (B, L, H)``, ``K (H, L)`` → ``y (B, L, H)``: :math:`y_I = \\sum_{J \\le I} T_{IJ} u_J`.
+def toeplitz_conv_tiled_cf(
+    u: Array, K: Array, b: int = 64, warps: int = 4, stages: int = 2
+) -> Array:
+    """``u (B, H, L)``, ``K (H, L)`` → ``y (B, H, L)``: :math:`y_I = \\sum_{J \\le I} T_{IJ} u_J`.
 
     ``b``: block length (a power of two ≥ 16); ``warps``, ``stages``: Triton's settings.
     """
-    B, L, _ = u.shape
-    y = toeplitz_products(K, _to_hlb(u, b), False, b, warps, stages)
-    return _from_hlb(y, B, L, u.dtype)
+    y = toeplitz_products(K, _padded_batch(u), False, b, warps, stages)
+    return y[: u.shape[0]].astype(u.dtype)
 
 
 def _tiled_fwd(u: Array, K: Array, b: int, warps: int, stages: int):
-    x = _to_hlb(u, b)
+    x = _padded_batch(u)
     y = toeplitz_products(K, x, False, b, warps, stages)
-    return _from_hlb(y, *u.shape[:2], u.dtype), (x, K)
+    return y[: u.shape[0]].astype(u.dtype), (x, K)
 
 
 def _tiled_bwd(b: int, warps: int, stages: int, res, dy: Array):
     x, K = res
-    B, L, _ = dy.shape
-    g = _to_hlb(dy, b)
-    du = _from_hlb(toeplitz_products(K, g, True, b, warps, stages), B, L, dy.dtype)
-    dK = lag_sums(lag_blocks(g, x, b, warps, stages))[:, :L]
+    g = _padded_batch(dy)
+    du = toeplitz_products(K, g, True, b, warps, stages)[: dy.shape[0]].astype(dy.dtype)
+    dK = lag_sums(lag_blocks(g, x, b, warps, stages))[:, : K.shape[1]]
     return du, dK.astype(K.dtype)
 
 
-toeplitz_conv_tiled.defvjp(_tiled_fwd, _tiled_bwd)
+toeplitz_conv_tiled_cf.defvjp(_tiled_fwd, _tiled_bwd)
+
+
+def toeplitz_conv_tiled(u: Array, K: Array, b: int = 64, warps: int = 4, stages: int = 2) -> Array:
+    """:func:`toeplitz_conv_tiled_cf` for ``u (B, L, H)``: the axes swapped before and after."""
+    y = toeplitz_conv_tiled_cf(jnp.swapaxes(u, -1, -2), K, b, warps, stages)
+    return jnp.swapaxes(y, -1, -2)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from s4lite import engine
+from s4lite import engine, model
 from s4lite.fast_conv import (
     diagonal_sums_f32,
     lag_sums,
@@ -16,9 +18,9 @@ from s4lite.fast_conv import (
     toeplitz_conv_fftgrad,
     toeplitz_conv_lean,
 )
-from s4lite.toeplitz_pallas import toeplitz_conv_tiled
 from s4lite.layer import fft_conv, init_s4, s4_apply, s4_kernel
-from s4lite.model import classify, dropout_bytes, glu_mix, init_model
+from s4lite.model import classify, dropout_bytes, glu_mix, init_model, layer_norm
+from s4lite.toeplitz_pallas import toeplitz_conv_tiled, toeplitz_conv_tiled_cf
 
 
 def _rel(a, b):
@@ -202,3 +204,54 @@ def test_lag_sums_match_an_explicit_loop():
         if 0 <= m < n * b:
             ref[h, m] += C[h, d, i, j]
     assert np.max(np.abs(np.asarray(lag_sums(jnp.asarray(C))) - ref)) < 1e-5  # summed in float32
+
+
+def _conv_cf_fft(u, K):
+    """The FFT convolution on channels-first ``(B, H, L)`` arrays (a reference)."""
+    return jnp.swapaxes(fft_conv(jnp.swapaxes(u, -1, -2), K), -1, -2)
+
+
+def test_channels_first_blocks_equal_channels_last_blocks():
+    """The model with its blocks run on (B, H, L) arrays (layer norm over axis −2, the GLU mixing
+    axis −2, the kernel's length from the last axis) computes the same numbers, and the same
+    gradients, as the model on (B, L, H) arrays: same operations, another memory order."""
+    params = init_model(jax.random.PRNGKey(0), d_model=16, n_layers=2, N=8)
+    x = jax.random.normal(jax.random.PRNGKey(1), (3, 40, 1), jnp.float64)
+    last = model.Backend()
+    first = model.Backend(conv=_conv_cf_fft, channels_first=True)
+    assert float(jnp.max(jnp.abs(classify(params, x, None, 0.0, first)
+                                 - classify(params, x, None, 0.0, last)))) < 1e-12  # fmt: skip
+    grads = [jax.grad(lambda p, b=b: jnp.sum(classify(p, x, None, 0.0, b) ** 2))(params)
+             for b in (last, first)]  # fmt: skip
+    assert max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(*map(jax.tree.leaves, grads))) < 1e-12
+    y_first = model.sequence_outputs(params, x, None, 0.0, first)
+    assert y_first.shape == (3, 40, 10)
+    assert float(jnp.max(jnp.abs(y_first - model.sequence_outputs(params, x)))) < 1e-12
+
+
+def test_the_tiled_backend_runs_channels_first_and_stays_close_to_the_fft():
+    """``--conv toeplitz_tiled``: channels-first blocks, bfloat16 activations, the Pallas kernels
+    (interpreted here); the classifier's outputs within bfloat16 error of the float32 FFT model's."""
+    engine.resolve_backend.cache_clear()
+    backend = engine.resolve_backend("s4", "toeplitz_tiled", "xla", "bilinear", "auto", "bernoulli")
+    assert backend.channels_first and backend.dtype == jnp.bfloat16
+    assert backend.conv.func is toeplitz_conv_tiled_cf
+    params = init_model(jax.random.PRNGKey(0), d_model=16, n_layers=2, N=8)
+    x = jax.random.normal(jax.random.PRNGKey(1), (4, 40, 1))
+    tiled = model.Backend(backend.kernel, partial(toeplitz_conv_tiled_cf, b=16), dtype=jnp.bfloat16,
+                          channels_first=True)  # fmt: skip
+    assert _rel(jax.jit(classify, static_argnums=4)(params, x, None, 0.0, tiled), classify(params, x)) < 3e-2
+
+
+def test_layer_norm_and_glu_over_the_channel_axis_of_channels_first_arrays():
+    k = jax.random.split(jax.random.PRNGKey(7), 4)
+    x = jax.random.normal(k[0], (3, 8, 5), jnp.float64) * 2 + 1  # (B, H, L)
+    p = {"scale": jax.random.normal(k[1], (8,), jnp.float64), "bias": jnp.linspace(-1, 1, 8)}
+    w = jax.random.normal(k[2], x.shape, jnp.float64)
+    swap = partial(jnp.swapaxes, axis1=-1, axis2=-2)
+    assert float(jnp.max(jnp.abs(layer_norm(p, x, axis=-2) - swap(layer_norm(p, swap(x)))))) < 1e-13
+    g = jax.grad(lambda x: jnp.sum(layer_norm(p, x, axis=-2) * w))(x)
+    r = jax.grad(lambda x: jnp.sum(swap(layer_norm(p, swap(x))) * w))(x)
+    assert float(jnp.max(jnp.abs(g - r))) < 1e-12
+    mix = {"W": jax.random.normal(k[3], (8, 16), jnp.float64), "b": jnp.linspace(-1, 1, 16)}
+    assert float(jnp.max(jnp.abs(glu_mix(mix, x, axis=-2) - swap(glu_mix(mix, swap(x)))))) < 1e-13

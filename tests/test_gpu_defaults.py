@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import pytest
 
 from s4lite import engine, layer, model
-from s4lite.fast_conv import toeplitz_conv_lean
+from s4lite.toeplitz_pallas import toeplitz_conv_tiled_cf
 
 
 @pytest.mark.parametrize(
@@ -14,13 +14,13 @@ from s4lite.fast_conv import toeplitz_conv_lean
     [
         (None, "fft", None, model.dropout),
         (7.5, "fft", None, model.dropout_bytes),
-        (8.0, "toeplitz_lean", jnp.bfloat16, model.dropout_bytes),
-        (9.0, "toeplitz_lean", jnp.bfloat16, model.dropout_bytes),
+        (8.0, "toeplitz_tiled", jnp.bfloat16, model.dropout_bytes),
+        (9.0, "toeplitz_tiled", jnp.bfloat16, model.dropout_bytes),
     ],
 )
 def test_auto_choices_follow_the_device(monkeypatch, capability, conv, dtype, dropout):
     """CPU: FFT, float32, Bernoulli masks; Colab's T4 (7.5): the same with byte masks;
-    compute capability >= 8.0: lean bf16 Toeplitz, bf16 activations, byte masks."""
+    compute capability >= 8.0: tiled bf16 Toeplitz (Pallas), channels first, bf16 activations, byte masks."""
     monkeypatch.setattr(engine, "gpu_compute_capability", lambda: capability)
     engine.resolve_backend.cache_clear()
     try:
@@ -30,6 +30,9 @@ def test_auto_choices_follow_the_device(monkeypatch, capability, conv, dtype, dr
     finally:
         engine.resolve_backend.cache_clear()
     assert engine.resolve_conv("auto") == conv
-    assert backend.conv is {"fft": layer.fft_conv, "toeplitz_lean": toeplitz_conv_lean}[conv]
+    if conv == "fft":
+        assert backend.conv is layer.fft_conv and not backend.channels_first
+    else:  # the tiled Pallas kernels, with the blocks run channels first
+        assert backend.conv.func is toeplitz_conv_tiled_cf and backend.channels_first
     assert backend.dtype == dtype
     assert backend.dropout is dropout
