@@ -137,14 +137,14 @@ def toeplitz_products(
     from jax.experimental import pallas as pl
 
     Bp, H, L = x.shape
-    n = -(-L // b)
+    n, nb = -(-L // b), Bp // _batch_block(Bp)
     k_rows = jnp.pad(K.astype(jnp.bfloat16), ((0, 0), (n * b, n * b - L)))  # (H, 2 n b)
-    rows = pl.BlockSpec((Bp, None, L), lambda h, o: (0, h, 0))
+    rows = pl.BlockSpec((Bp // nb, None, L), lambda h, o, i: (i, h, 0))
     return pl.pallas_call(
         _products_kernel(b, L, transpose),
         out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
-        grid=(H, n),
-        in_specs=[pl.BlockSpec((None, 2 * n * b), lambda h, o: (h, 0)), rows],
+        grid=(H, n, nb),
+        in_specs=[pl.BlockSpec((None, 2 * n * b), lambda h, o, i: (h, 0)), rows],
         out_specs=rows,
         interpret=_interpret(),
         compiler_params=_params(warps, stages),
@@ -153,28 +153,44 @@ def toeplitz_products(
 
 
 def lag_blocks(g: Array, x: Array, b: int, warps: int = 4, stages: int = 2) -> Array:
-    """``C (H, n, b, b)``: ``C[h, d] = Σ_{I ≥ d} g_Iᵀ x_{I−d}`` for ``g, x (Bp, H, L)``, n = ⌈L / b⌉."""
+    """``C (H, n, b, b)``: ``C[h, d] = Σ_{I ≥ d} g_Iᵀ x_{I−d}`` for ``g, x (Bp, H, L)``, n = ⌈L / b⌉.
+
+    Each block of sequences gives its own sums; they are added at the end.
+    """
     from jax.experimental import pallas as pl
 
     Bp, H, L = x.shape
-    n = -(-L // b)
-    rows = pl.BlockSpec((Bp, None, L), lambda h, d: (0, h, 0))
-    return pl.pallas_call(
+    n, nb = -(-L // b), Bp // _batch_block(Bp)
+    rows = pl.BlockSpec((Bp // nb, None, L), lambda h, d, i: (i, h, 0))
+    C = pl.pallas_call(
         _lag_blocks_kernel(b, L),
-        out_shape=jax.ShapeDtypeStruct((H, n, b, b), jnp.float32),
-        grid=(H, n),
+        out_shape=jax.ShapeDtypeStruct((nb, H, n, b, b), jnp.float32),
+        grid=(H, n, nb),
         in_specs=[rows, rows],
-        out_specs=pl.BlockSpec((None, None, b, b), lambda h, d: (h, d, 0, 0)),
+        out_specs=pl.BlockSpec((None, None, None, b, b), lambda h, d, i: (i, h, d, 0, 0)),
         interpret=_interpret(),
         compiler_params=_params(warps, stages),
         name="toeplitz_lag_blocks",
     )(g, x)
+    return jnp.sum(C, axis=0)
+
+
+#: Sequences per program: a program's accumulator holds this many rows of b steps.
+BATCH_BLOCK = 128
+
+
+def _batch_block(Bp: int) -> int:
+    return min(Bp, BATCH_BLOCK)
 
 
 def _padded_batch(u: Array) -> Array:
-    """bfloat16 ``(Bp, H, L)``, B padded with zero rows to a power of two ≥ 16."""
+    """bfloat16 ``(Bp, H, L)``: B padded with zero rows to a power of two ≥ 16 if it is below
+    :data:`BATCH_BLOCK`, else to a multiple of it."""
     B = u.shape[0]
-    Bp = max(16, 1 << (B - 1).bit_length())
+    if B <= BATCH_BLOCK:
+        Bp = max(16, 1 << (B - 1).bit_length())
+    else:
+        Bp = -(-B // BATCH_BLOCK) * BATCH_BLOCK
     return jnp.pad(u.astype(jnp.bfloat16), ((0, Bp - B), (0, 0), (0, 0)))
 
 

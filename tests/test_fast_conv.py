@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from s4lite import engine, model
+from s4lite import engine, model, toeplitz_pallas
 from s4lite.fast_conv import (
     diagonal_sums_f32,
     lag_sums,
@@ -255,3 +255,18 @@ def test_layer_norm_and_glu_over_the_channel_axis_of_channels_first_arrays():
     assert float(jnp.max(jnp.abs(g - r))) < 1e-12
     mix = {"W": jax.random.normal(k[3], (8, 16), jnp.float64), "b": jnp.linspace(-1, 1, 16)}
     assert float(jnp.max(jnp.abs(glu_mix(mix, x, axis=-2) - swap(glu_mix(mix, swap(x)))))) < 1e-13
+
+
+def test_tiled_convolution_over_several_blocks_of_sequences(monkeypatch):
+    """More sequences than one program holds (here blocks of 16 for 40 sequences, padded to 48):
+    the outputs per block, the kernel gradient's sums added over the blocks, still exact."""
+    monkeypatch.setattr(toeplitz_pallas, "BATCH_BLOCK", 16)
+    k = jax.random.split(jax.random.PRNGKey(11), 3)
+    u = jax.random.randint(k[0], (40, 2, 24), -3, 4).astype(jnp.float64)  # (B, H, L)
+    K = jax.random.randint(k[1], (2, 24), -3, 4).astype(jnp.float64)
+    w = jax.random.randint(k[2], u.shape, -2, 3).astype(jnp.float64)
+    ref = jax.vjp(_conv_cf_fft, u, K)
+    got = jax.vjp(lambda u, K: toeplitz_conv_tiled_cf(u, K, 16), u, K)
+    assert float(jnp.max(jnp.abs(got[0] - ref[0]))) < 1e-9
+    for a, b in zip(got[1](w), ref[1](w)):
+        assert float(jnp.max(jnp.abs(a - b))) < 1e-9
