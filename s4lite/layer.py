@@ -293,10 +293,11 @@ def s4_apply(
     so one convolution with K̄ + D δ computes both terms.
     ``kernel(params, L)`` computes K̄ (:func:`s4_kernel`, :func:`s4_kernel_fused`);
     ``conv(u, K)`` is the causal convolution (:func:`fft_conv`, :func:`toeplitz_conv`,
-    :func:`toeplitz_conv_bf16`). ``channels_first``: ``u`` is ``(..., H, L)`` and ``conv``
-    takes that layout (:func:`s4lite.toeplitz_pallas.toeplitz_conv_tiled_cf`).
+    :func:`toeplitz_conv_bf16`). ``channels_first``: ``u`` is ``(..., H, L)`` and
+    ``conv`` takes that layout (:func:`s4lite.toeplitz_pallas.toeplitz_conv_tiled_cf`).
     """
-    K = kernel(params, u.shape[-1 if channels_first else -2]).at[:, 0].add(params["D"])
+    L = u.shape[-1 if channels_first else -2]
+    K = kernel(params, L).at[:, 0].add(params["D"])
     return conv(u, K.astype(u.dtype))
 
 

@@ -97,9 +97,13 @@ def count_params(params: Any) -> int:
 
 
 def layer_norm(p: Params, x: Array, eps: float = 1e-5, axis: int = -1) -> Array:
-    """LayerNorm over the channels (``axis``, default the last): (x − mean) / sqrt(var + eps) · scale + bias."""
-    after = tuple(range(axis + 1, 0))  # the axes after the channel axis (none by default)
-    scale, bias = jnp.expand_dims(p["scale"], after), jnp.expand_dims(p["bias"], after)
+    """LayerNorm over the channels: (x − mean) / sqrt(var + eps) · scale + bias.
+
+    The channels are ``axis`` (default the last; −2 for channels-first arrays).
+    """
+    after = tuple(range(axis + 1, 0))  # axes after the channels' (none by default)
+    scale = jnp.expand_dims(p["scale"], after)
+    bias = jnp.expand_dims(p["bias"], after)
     return standardize(x, eps, axis) * scale + bias
 
 
@@ -231,13 +235,18 @@ def block(
     rate: float = 0.0,
     backend: Backend = DEFAULT,
 ) -> Array:
-    """One pre-norm residual block on ``x (..., L, H)`` (``(..., H, L)`` if ``backend.channels_first``)."""
+    """One pre-norm residual block on ``x (..., L, H)``.
+
+    ``(..., H, L)`` if ``backend.channels_first``: the same operations, channels on
+    axis −2.
+    """
     k1, k2 = _keys(key, 2)
     cf, channels = backend.channels_first, -2 if backend.channels_first else -1
     z = layer_norm(p["norm"], x, axis=channels).astype(backend.dtype or x.dtype)
     z = s4_apply(p["s4"], z, backend.kernel, backend.conv, channels_first=cf)
     z = backend.dropout(k1, jax.nn.gelu(z), rate)
-    z = backend.dropout(k2, glu_mix(_cast(p["mix"], z.dtype), z, axis=channels), rate)
+    mix = _cast(p["mix"], z.dtype)
+    z = backend.dropout(k2, glu_mix(mix, z, axis=channels), rate)
     return x + z
 
 
