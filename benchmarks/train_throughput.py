@@ -113,7 +113,7 @@ def main() -> None:
     def kernels_fb(s4s):
         return jax.grad(lambda ps: sum(jnp.sum(backend.kernel(p, a.L) ** 2) for p in ps))(s4s)
 
-    shape = (a.batch_size, a.d_model, a.L) if backend.channels_first else (a.batch_size, a.L, a.d_model)
+    shape = (a.d_model, a.batch_size, a.L) if backend.channels_first else (a.batch_size, a.L, a.d_model)
     u = jax.random.normal(jax.random.PRNGKey(1), shape).astype(backend.dtype or jnp.float32)
     K = jnp.stack([backend.kernel(p, a.L) for p in s4s])
 

@@ -269,8 +269,8 @@ def _s4_apply_args(
 ) -> tuple:
     u = _check.as_array("u", u)
     H = params["D"].shape[0]
-    if u.ndim < 2 or u.shape[-2 if channels_first else -1] != H:
-        shape = "(..., H, L)" if channels_first else "(..., L, H)"
+    if u.ndim < 2 or u.shape[0 if channels_first else -1] != H:
+        shape = "(H, ..., L)" if channels_first else "(..., L, H)"
         raise ValueError(f"u: expected shape {shape} with H={H}, got {u.shape}")
     if not callable(conv) or not callable(kernel):
         raise ValueError(f"conv: expected functions kernel(params, L) and conv(u, K), got {conv!r}")
@@ -293,7 +293,7 @@ def s4_apply(
     so one convolution with K̄ + D δ computes both terms.
     ``kernel(params, L)`` computes K̄ (:func:`s4_kernel`, :func:`s4_kernel_fused`);
     ``conv(u, K)`` is the causal convolution (:func:`fft_conv`, :func:`toeplitz_conv`,
-    :func:`toeplitz_conv_bf16`). ``channels_first``: ``u`` is ``(..., H, L)`` and
+    :func:`toeplitz_conv_bf16`). ``channels_first``: ``u`` is ``(H, ..., L)`` and
     ``conv`` takes that layout (:func:`s4lite.toeplitz_pallas.toeplitz_conv_tiled_cf`).
     """
     L = u.shape[-1 if channels_first else -2]

@@ -99,11 +99,11 @@ def count_params(params: Any) -> int:
 def layer_norm(p: Params, x: Array, eps: float = 1e-5, axis: int = -1) -> Array:
     """LayerNorm over the channels: (x − mean) / sqrt(var + eps) · scale + bias.
 
-    The channels are ``axis`` (default the last; −2 for channels-first arrays).
+    The channels are ``axis`` (default the last; 0 for channels-first arrays).
     """
-    after = tuple(range(axis + 1, 0))  # axes after the channels' (none by default)
-    scale = jnp.expand_dims(p["scale"], after)
-    bias = jnp.expand_dims(p["bias"], after)
+    others = [a for a in range(x.ndim) if a != axis % x.ndim]
+    scale = jnp.expand_dims(p["scale"], others)
+    bias = jnp.expand_dims(p["bias"], others)
     return standardize(x, eps, axis) * scale + bias
 
 
@@ -187,8 +187,9 @@ class Backend:
     ``kernel(params, L) -> (H, L)`` and ``conv(u, K) -> y`` compute the sequence layer, ``dropout``
     draws the masks, and ``dtype`` is the type of the activations inside a block (None: the
     input's; the residual stream and the weights keep theirs). ``channels_first``: the blocks
-    run on ``(B, H, L)`` arrays, each channel's steps contiguous, and ``conv`` takes that layout
-    (the tiled Pallas convolution reads whole rows then, with no transposes around it). The
+    run on ``(H, B, L)`` arrays and ``conv`` takes that layout: each channel's sequences are
+    contiguous rows (what the tiled Pallas convolution reads), and the GLU's products are
+    plain matrix products over all positions, so no transposes sit between the parts. The
     default: XLA kernel, FFT convolution, Bernoulli dropout, no cast, ``(B, L, H)``. Hashable,
     so it can be a static argument.
     """
@@ -207,13 +208,14 @@ def glu_mix(p: Params, z: Array, axis: int = -1) -> Array:
     """Position-wise GLU: ``a * sigmoid(g)`` where ``[a, g] = z W + b``, mixing the channels.
 
     The two halves of ``W (H, 2H)`` are applied as two products: no ``(…, 2H)`` array is formed
-    and split, and none is concatenated in the backward pass. ``axis=-2``: ``z`` is
-    ``(…, H, L)``, channels first, and so is the result.
+    and split, and none is concatenated in the backward pass. ``axis=0``: ``z`` is ``(H, …)``,
+    channels first, and so is the result (``Wᵀ z``).
     """
     H = p["W"].shape[-1] // 2
-    if axis == -2:
-        a = jnp.einsum("hk,...hl->...kl", p["W"][:, :H], z) + p["b"][:H, None]
-        g = jnp.einsum("hk,...hl->...kl", p["W"][:, H:], z) + p["b"][H:, None]
+    if axis == 0:
+        column = [slice(None)] + [None] * (z.ndim - 1)  # the bias along axis 0
+        a = jnp.tensordot(p["W"][:, :H], z, axes=(0, 0)) + p["b"][:H][tuple(column)]
+        g = jnp.tensordot(p["W"][:, H:], z, axes=(0, 0)) + p["b"][H:][tuple(column)]
     else:
         a = z @ p["W"][:, :H] + p["b"][:H]
         g = z @ p["W"][:, H:] + p["b"][H:]
@@ -237,11 +239,11 @@ def block(
 ) -> Array:
     """One pre-norm residual block on ``x (..., L, H)``.
 
-    ``(..., H, L)`` if ``backend.channels_first``: the same operations, channels on
-    axis −2.
+    ``(H, ..., L)`` if ``backend.channels_first``: the same operations, channels on
+    axis 0.
     """
     k1, k2 = _keys(key, 2)
-    cf, channels = backend.channels_first, -2 if backend.channels_first else -1
+    cf, channels = backend.channels_first, 0 if backend.channels_first else -1
     z = layer_norm(p["norm"], x, axis=channels).astype(backend.dtype or x.dtype)
     z = s4_apply(p["s4"], z, backend.kernel, backend.conv, channels_first=cf)
     z = backend.dropout(k1, jax.nn.gelu(z), rate)
@@ -260,10 +262,10 @@ def model_features(
     """Encoder and all blocks: ``x (B, L, d_input)`` → ``(B, L, d_model)``."""
     h = x @ params["encoder"]["W"] + params["encoder"]["b"]
     if backend.channels_first:
-        h = jnp.swapaxes(h, -1, -2)  # (B, H, L) through the blocks
+        h = jnp.transpose(h, (2, 0, 1))  # (H, B, L) through the blocks
     for p, k in zip(params["layers"], _keys(key, len(params["layers"]))):
         h = block(p, h, k, rate, backend)
-    return jnp.swapaxes(h, -1, -2) if backend.channels_first else h
+    return jnp.transpose(h, (1, 2, 0)) if backend.channels_first else h
 
 
 def _classify_args(

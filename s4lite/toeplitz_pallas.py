@@ -22,11 +22,12 @@ kernel gradient :math:`\partial\ell/\partial \bar K_m` is a sum along diagonals 
 matrices :math:`C_d` (:func:`s4lite.fast_conv.lag_sums`), not of an (L, L) one.
 Products in bfloat16, sums in float32, like :func:`~s4lite.fast_conv.toeplitz_conv_lean`.
 
-The kernels read and write ``(B, H, L)`` arrays (channels first): the b steps of one channel are
-contiguous, so a program's loads are whole rows. :func:`toeplitz_conv_tiled_cf` takes that layout
-(the model's blocks use it where this convolution is chosen, see :class:`s4lite.model.Backend`);
-:func:`toeplitz_conv_tiled` takes ``(B, L, H)`` like every other convolution here and swaps axes
-around the same kernels. The last block of a sequence may be partial: loads beyond L read zeros
+The kernels read and write ``(H, B, L)`` arrays (channels first): the steps of one channel's
+sequences are contiguous rows, so a program's loads are whole rows. :func:`toeplitz_conv_tiled_cf`
+takes that layout (the model's blocks use it where this convolution is chosen, see
+:class:`s4lite.model.Backend`: then the GLU's products are plain matrix products too, and no
+transposes are needed between the parts of a block); :func:`toeplitz_conv_tiled` takes
+``(B, L, H)`` like every other convolution here and transposes around the same kernels. The last block of a sequence may be partial: loads beyond L read zeros
 and stores beyond L are masked (a causal convolution ignores what comes after). B is padded to a
 power of two ≥ 16 if it is not one. On a CPU the same kernels run in Pallas's interpreter; that
 is how the tests check them.
@@ -65,7 +66,7 @@ def _start(t0: Array) -> Array:
 
 
 def _steps(ref, t0, b: int, L: int) -> Array:
-    """Steps ``t0 … t0 + b − 1`` of every row of ``ref (Bp, L)``, zeros past L: ``(Bp, b)``."""
+    """Steps ``t0 … t0 + b − 1`` of every row of ``ref (rows, L)``, zeros past L: ``(rows, b)``."""
     from jax.experimental import pallas as pl
     from jax.experimental.pallas import triton as plgpu
 
@@ -75,7 +76,7 @@ def _steps(ref, t0, b: int, L: int) -> Array:
 
 def _products_kernel(b: int, L: int, transpose: bool):
     """Program (h, o): block o of ``y = x T_hᵀ`` (or of ``x T_h``), over the tiles on or below
-    the diagonal. Row β of ``x (Bp, L)`` is one sequence; ``y[β, i] = Σ_j K[i − j] x[β, j]``.
+    the diagonal. Row β of ``x (rows, L)`` is one sequence; ``y[β, i] = Σ_j K[i − j] x[β, j]``.
 
     ``k_ref`` is K's row with n b zeros in front: entry n b + m is the lag m (zero for m < 0).
     """
@@ -105,7 +106,7 @@ def _products_kernel(b: int, L: int, transpose: bool):
 
 def _lag_blocks_kernel(b: int, L: int):
     """Program (h, d): ``C_d = Σ_{I ≥ d} g_Iᵀ x_{I−d}``, a (b, b) float32 matrix (blocks of steps
-    as columns of ``g, x (Bp, L)``)."""
+    as columns of ``g, x (rows, L)``)."""
     n = -(-L // b)
 
     def kernel(g_ref, x_ref, c_ref):
@@ -133,13 +134,13 @@ def _params(warps: int, stages: int):
 def toeplitz_products(
     K: Array, x: Array, transpose: bool, b: int, warps: int = 4, stages: int = 2
 ) -> Array:
-    """``y[:, h] = x[:, h] T_hᵀ`` (``x[:, h] T_h`` if ``transpose``) for ``x (Bp, H, L)``, ``K (H, L)``."""
+    """``y[h] = x[h] T_hᵀ`` (``x[h] T_h`` if ``transpose``) for ``x (H, Bp, L)``, ``K (H, L)``."""
     from jax.experimental import pallas as pl
 
-    Bp, H, L = x.shape
+    H, Bp, L = x.shape
     n, nb = -(-L // b), Bp // _batch_block(Bp)
     k_rows = jnp.pad(K.astype(jnp.bfloat16), ((0, 0), (n * b, n * b - L)))  # (H, 2 n b)
-    rows = pl.BlockSpec((Bp // nb, None, L), lambda h, o, i: (i, h, 0))
+    rows = pl.BlockSpec((None, Bp // nb, L), lambda h, o, i: (h, i, 0))
     return pl.pallas_call(
         _products_kernel(b, L, transpose),
         out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
@@ -153,15 +154,15 @@ def toeplitz_products(
 
 
 def lag_blocks(g: Array, x: Array, b: int, warps: int = 4, stages: int = 2) -> Array:
-    """``C (H, n, b, b)``: ``C[h, d] = Σ_{I ≥ d} g_Iᵀ x_{I−d}`` for ``g, x (Bp, H, L)``, n = ⌈L / b⌉.
+    """``C (H, n, b, b)``: ``C[h, d] = Σ_{I ≥ d} g_Iᵀ x_{I−d}`` for ``g, x (H, Bp, L)``, n = ⌈L / b⌉.
 
     Each block of sequences gives its own sums; they are added at the end.
     """
     from jax.experimental import pallas as pl
 
-    Bp, H, L = x.shape
+    H, Bp, L = x.shape
     n, nb = -(-L // b), Bp // _batch_block(Bp)
-    rows = pl.BlockSpec((Bp // nb, None, L), lambda h, d, i: (i, h, 0))
+    rows = pl.BlockSpec((None, Bp // nb, L), lambda h, d, i: (h, i, 0))
     C = pl.pallas_call(
         _lag_blocks_kernel(b, L),
         out_shape=jax.ShapeDtypeStruct((nb, H, n, b, b), jnp.float32),
@@ -184,38 +185,38 @@ def _batch_block(Bp: int) -> int:
 
 
 def _padded_batch(u: Array) -> Array:
-    """bfloat16 ``(Bp, H, L)``: B padded with zero rows to a power of two ≥ 16 if it is below
+    """bfloat16 ``(H, Bp, L)``: B padded with zero rows to a power of two ≥ 16 if it is below
     :data:`BATCH_BLOCK`, else to a multiple of it."""
-    B = u.shape[0]
+    B = u.shape[1]
     if B <= BATCH_BLOCK:
         Bp = max(16, 1 << (B - 1).bit_length())
     else:
         Bp = -(-B // BATCH_BLOCK) * BATCH_BLOCK
-    return jnp.pad(u.astype(jnp.bfloat16), ((0, Bp - B), (0, 0), (0, 0)))
+    return jnp.pad(u.astype(jnp.bfloat16), ((0, 0), (0, Bp - B), (0, 0)))
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def toeplitz_conv_tiled_cf(
     u: Array, K: Array, b: int = 64, warps: int = 4, stages: int = 2
 ) -> Array:
-    """``u (B, H, L)``, ``K (H, L)`` → ``y (B, H, L)``: :math:`y_I = \\sum_{J \\le I} T_{IJ} u_J`.
+    """``u (H, B, L)``, ``K (H, L)`` → ``y (H, B, L)``: :math:`y_I = \\sum_{J \\le I} T_{IJ} u_J`.
 
     ``b``: block length (a power of two ≥ 16); ``warps``, ``stages``: Triton's settings.
     """
     y = toeplitz_products(K, _padded_batch(u), False, b, warps, stages)
-    return y[: u.shape[0]].astype(u.dtype)
+    return y[:, : u.shape[1]].astype(u.dtype)
 
 
 def _tiled_fwd(u: Array, K: Array, b: int, warps: int, stages: int):
     x = _padded_batch(u)
     y = toeplitz_products(K, x, False, b, warps, stages)
-    return y[: u.shape[0]].astype(u.dtype), (x, K)
+    return y[:, : u.shape[1]].astype(u.dtype), (x, K)
 
 
 def _tiled_bwd(b: int, warps: int, stages: int, res, dy: Array):
     x, K = res
     g = _padded_batch(dy)
-    du = toeplitz_products(K, g, True, b, warps, stages)[: dy.shape[0]].astype(dy.dtype)
+    du = toeplitz_products(K, g, True, b, warps, stages)[:, : dy.shape[1]].astype(dy.dtype)
     dK = lag_sums(lag_blocks(g, x, b, warps, stages))[:, : K.shape[1]]
     return du, dK.astype(K.dtype)
 
@@ -224,6 +225,6 @@ toeplitz_conv_tiled_cf.defvjp(_tiled_fwd, _tiled_bwd)
 
 
 def toeplitz_conv_tiled(u: Array, K: Array, b: int = 64, warps: int = 4, stages: int = 2) -> Array:
-    """:func:`toeplitz_conv_tiled_cf` for ``u (B, L, H)``: the axes swapped before and after."""
-    y = toeplitz_conv_tiled_cf(jnp.swapaxes(u, -1, -2), K, b, warps, stages)
-    return jnp.swapaxes(y, -1, -2)
+    """:func:`toeplitz_conv_tiled_cf` for ``u (B, L, H)``: transposed to ``(H, B, L)`` and back."""
+    y = toeplitz_conv_tiled_cf(jnp.transpose(u, (2, 0, 1)), K, b, warps, stages)
+    return jnp.transpose(y, (1, 2, 0))

@@ -207,13 +207,13 @@ def test_lag_sums_match_an_explicit_loop():
 
 
 def _conv_cf_fft(u, K):
-    """The FFT convolution on channels-first ``(B, H, L)`` arrays (a reference)."""
-    return jnp.swapaxes(fft_conv(jnp.swapaxes(u, -1, -2), K), -1, -2)
+    """The FFT convolution on channels-first ``(H, B, L)`` arrays (a reference)."""
+    return jnp.transpose(fft_conv(jnp.transpose(u, (1, 2, 0)), K), (2, 0, 1))
 
 
 def test_channels_first_blocks_equal_channels_last_blocks():
-    """The model with its blocks run on (B, H, L) arrays (layer norm over axis −2, the GLU mixing
-    axis −2, the kernel's length from the last axis) computes the same numbers, and the same
+    """The model with its blocks run on (H, B, L) arrays (layer norm over axis 0, the GLU mixing
+    axis 0, the kernel's length from the last axis) computes the same numbers, and the same
     gradients, as the model on (B, L, H) arrays: same operations, another memory order."""
     params = init_model(jax.random.PRNGKey(0), d_model=16, n_layers=2, N=8)
     x = jax.random.normal(jax.random.PRNGKey(1), (3, 40, 1), jnp.float64)
@@ -245,16 +245,17 @@ def test_the_tiled_backend_runs_channels_first_and_stays_close_to_the_fft():
 
 def test_layer_norm_and_glu_over_the_channel_axis_of_channels_first_arrays():
     k = jax.random.split(jax.random.PRNGKey(7), 4)
-    x = jax.random.normal(k[0], (3, 8, 5), jnp.float64) * 2 + 1  # (B, H, L)
+    x = jax.random.normal(k[0], (8, 3, 5), jnp.float64) * 2 + 1  # (H, B, L)
     p = {"scale": jax.random.normal(k[1], (8,), jnp.float64), "bias": jnp.linspace(-1, 1, 8)}
     w = jax.random.normal(k[2], x.shape, jnp.float64)
-    swap = partial(jnp.swapaxes, axis1=-1, axis2=-2)
-    assert float(jnp.max(jnp.abs(layer_norm(p, x, axis=-2) - swap(layer_norm(p, swap(x)))))) < 1e-13
-    g = jax.grad(lambda x: jnp.sum(layer_norm(p, x, axis=-2) * w))(x)
-    r = jax.grad(lambda x: jnp.sum(swap(layer_norm(p, swap(x))) * w))(x)
+    last = partial(jnp.moveaxis, source=0, destination=-1)  # (H, B, L) → (B, L, H)
+    first = partial(jnp.moveaxis, source=-1, destination=0)
+    assert float(jnp.max(jnp.abs(layer_norm(p, x, axis=0) - first(layer_norm(p, last(x)))))) < 1e-13
+    g = jax.grad(lambda x: jnp.sum(layer_norm(p, x, axis=0) * w))(x)
+    r = jax.grad(lambda x: jnp.sum(first(layer_norm(p, last(x))) * w))(x)
     assert float(jnp.max(jnp.abs(g - r))) < 1e-12
     mix = {"W": jax.random.normal(k[3], (8, 16), jnp.float64), "b": jnp.linspace(-1, 1, 16)}
-    assert float(jnp.max(jnp.abs(glu_mix(mix, x, axis=-2) - swap(glu_mix(mix, swap(x)))))) < 1e-13
+    assert float(jnp.max(jnp.abs(glu_mix(mix, x, axis=0) - first(glu_mix(mix, last(x)))))) < 1e-13
 
 
 def test_tiled_convolution_over_several_blocks_of_sequences(monkeypatch):
@@ -262,7 +263,7 @@ def test_tiled_convolution_over_several_blocks_of_sequences(monkeypatch):
     the outputs per block, the kernel gradient's sums added over the blocks, still exact."""
     monkeypatch.setattr(toeplitz_pallas, "BATCH_BLOCK", 16)
     k = jax.random.split(jax.random.PRNGKey(11), 3)
-    u = jax.random.randint(k[0], (40, 2, 24), -3, 4).astype(jnp.float64)  # (B, H, L)
+    u = jax.random.randint(k[0], (2, 40, 24), -3, 4).astype(jnp.float64)  # (H, B, L)
     K = jax.random.randint(k[1], (2, 24), -3, 4).astype(jnp.float64)
     w = jax.random.randint(k[2], u.shape, -2, 3).astype(jnp.float64)
     ref = jax.vjp(_conv_cf_fft, u, K)
