@@ -96,6 +96,9 @@ SHOWN: tuple[str, ...] = (
     "s4lite.fast_conv._blocked_bwd",
     "s4lite.model.layer_norm",
     "s4lite.model.standardize",
+    "s4lite.toeplitz_pallas._products_kernel",
+    "s4lite.toeplitz_pallas._lag_blocks_kernel",
+    "s4lite.fast_conv.lag_sums",
 )
 
 #: Modules whose every public function is checked with ``_check.checked``.
