@@ -180,11 +180,12 @@ def _blocked_bwd(n: int, res, dy: Array):
 
 
 def lag_sums(C: Array) -> Array:
-    """``s (H, n b)``, float32: ``s[h, m] = Σ C[h, d, i, j]`` over every ``d b + i − j = m``.
+    """``s (H, n b)``, float32: ``s[h, m] = Σ C[h, d, i, j]`` over all d b + i − j = m.
 
-    ``C (H, n, b, b)`` holds the products of block lag d: entry (i, j) is at lag d b + i − j.
-    Lag d b + t (0 ≤ t < b) lies on diagonal t of ``C_d`` and, for t ≥ 1, on diagonal
-    b − t above the diagonal of ``C_{d+1}``; the diagonals above ``C_0``'s are negative lags.
+    ``C (H, n, b, b)`` holds the products of block lag d: entry (i, j) is at lag
+    d b + i − j. Lag d b + t (0 ≤ t < b) lies on diagonal t of ``C_d`` and, for
+    t ≥ 1, on diagonal b − t above the diagonal of ``C_{d+1}``; the diagonals above
+    ``C_0``'s are negative lags.
     """
     H, n, b, _ = C.shape
     C = C.reshape(H * n, b, b)

@@ -75,10 +75,12 @@ def _steps(ref, t0, b: int, L: int) -> Array:
 
 
 def _products_kernel(b: int, L: int, transpose: bool):
-    """Program (h, o): block o of ``y = x T_hᵀ`` (or of ``x T_h``), over the tiles on or below
-    the diagonal. Row β of ``x (rows, L)`` is one sequence; ``y[β, i] = Σ_j K[i − j] x[β, j]``.
+    """Program (h, o): block o of ``y = x T_hᵀ`` (of ``x T_h`` if ``transpose``),
+    summed over the tiles on or below the diagonal. Row β of ``x (rows, L)`` is one
+    sequence: ``y[β, i] = Σ_j K[i − j] x[β, j]``.
 
-    ``k_ref`` is K's row with n b zeros in front: entry n b + m is the lag m (zero for m < 0).
+    ``k_ref`` is K's row with n b zeros in front: entry n b + m is the lag m
+    (zero for m < 0).
     """
     n = -(-L // b)
 
@@ -87,8 +89,8 @@ def _products_kernel(b: int, L: int, transpose: bool):
         from jax.experimental.pallas import triton as plgpu
 
         o = pl.program_id(1)
-        c = jax.lax.broadcasted_iota(jnp.int32, (b, b), 0)  # step within block p (rows)
-        r = jax.lax.broadcasted_iota(jnp.int32, (b, b), 1)  # step within block o (columns)
+        c = jax.lax.broadcasted_iota(jnp.int32, (b, b), 0)  # step in block p
+        r = jax.lax.broadcasted_iota(jnp.int32, (b, b), 1)  # step in block o
 
         def add_tile(p, acc):
             lag = (p - o) * b + c - r if transpose else (o - p) * b + r - c
@@ -96,7 +98,8 @@ def _products_kernel(b: int, L: int, transpose: bool):
             return acc + _dot(_steps(x_ref, p * b, b, L), tile)
 
         lo, hi = (o, n) if transpose else (0, o + 1)
-        acc = jax.lax.fori_loop(lo, hi, add_tile, jnp.zeros((x_ref.shape[0], b), jnp.float32))
+        zeros = jnp.zeros((x_ref.shape[0], b), jnp.float32)
+        acc = jax.lax.fori_loop(lo, hi, add_tile, zeros)
         t = o * b + jax.lax.broadcasted_iota(jnp.int32, acc.shape, 1)
         out = o_ref.at[:, pl.ds(_start(o * b), b)]
         plgpu.store(out, acc.astype(o_ref.dtype), mask=t < L)
@@ -105,8 +108,8 @@ def _products_kernel(b: int, L: int, transpose: bool):
 
 
 def _lag_blocks_kernel(b: int, L: int):
-    """Program (h, d): ``C_d = Σ_{I ≥ d} g_Iᵀ x_{I−d}``, a (b, b) float32 matrix (blocks of steps
-    as columns of ``g, x (rows, L)``)."""
+    """Program (h, d): ``C_d = Σ_{I ≥ d} g_Iᵀ x_{I−d}``, a (b, b) float32 matrix;
+    block I of ``g, x (rows, L)`` is their columns I b … I b + b − 1."""
     n = -(-L // b)
 
     def kernel(g_ref, x_ref, c_ref):
@@ -118,7 +121,8 @@ def _lag_blocks_kernel(b: int, L: int):
             g, x = _steps(g_ref, i * b, b, L), _steps(x_ref, (i - d) * b, b, L)
             return acc + _dot(g, x, (((0,), (0,)), ((), ())))
 
-        c_ref[...] = jax.lax.fori_loop(d, n, add_block, jnp.zeros((b, b), jnp.float32))
+        zeros = jnp.zeros((b, b), jnp.float32)
+        c_ref[...] = jax.lax.fori_loop(d, n, add_block, zeros)
 
     return kernel
 
