@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from s4lite import fast_conv, layer, model  # noqa: E402
+from s4lite import fast_conv, layer, model, toeplitz_pallas  # noqa: E402
 from s4lite.engine import check_options, fail  # noqa: E402
 from s4lite.viz.common import time_fn  # noqa: E402
 
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "toeplitz_bf16": getattr(layer, "toeplitz_conv_bf16", None),
         "toeplitz_lean": fast_conv.toeplitz_conv_lean,
         "toeplitz_fftgrad": fast_conv.toeplitz_conv_fftgrad,
+        "toeplitz_tiled": toeplitz_pallas.toeplitz_conv_tiled,  # (B, L, H): with its transposes
     }
     for n in a.blocks:  # the first block column only, n blocks
         convs[f"toeplitz_blocked{n}"] = partial(fast_conv.toeplitz_conv_blocked, n_blocks=n)
