@@ -67,16 +67,25 @@ def test_blocked_convolution_is_exact_where_bfloat16_is(L, n):
     """Small integers are exact in bfloat16 and their sums in float32: then the blocked product, its
     input gradient and its kernel gradient (diagonal sums over the blocks, the lags split between two
     neighbouring blocks) equal the float64 FFT convolution's, for L a multiple of n and not (41)."""
-    k = jax.random.split(jax.random.PRNGKey(L + n), 3)
-    u = jax.random.randint(k[0], (2, L, 3), -2, 3).astype(jnp.float64)
-    K = jax.random.randint(k[1], (3, L), -2, 3).astype(jnp.float64)
-    w = jax.random.randint(k[2], u.shape, -1, 2).astype(jnp.float64)
-    conv = jax.jit(lambda u, K: toeplitz_conv_blocked(u, K, n))
-    assert float(jnp.max(jnp.abs(conv(u, K) - fft_conv(u, K)))) < 1e-9
-    g = jax.jit(jax.grad(lambda u, K: jnp.sum(toeplitz_conv_blocked(u, K, n) * w), (0, 1)))(u, K)
-    r = jax.grad(lambda u, K: jnp.sum(fft_conv(u, K) * w), (0, 1))(u, K)
-    assert float(jnp.max(jnp.abs(g[0] - r[0]))) < 1e-9
-    assert float(jnp.max(jnp.abs(g[1] - r[1]))) < 1e-9
+    u, K, w = _integers(L + n, (2, L, 3), (3, L), 2)
+    _assert_equal_to(fft_conv, lambda u, K: toeplitz_conv_blocked(u, K, n), u, K, w)
+
+
+def _integers(seed, u_shape, K_shape, span):
+    """Integer-valued float64 ``u``, ``K`` and cotangent ``w`` in [−span, span]: exact in bfloat16."""
+    k = jax.random.split(jax.random.PRNGKey(seed), 3)
+    u = jax.random.randint(k[0], u_shape, -span, span + 1).astype(jnp.float64)
+    K = jax.random.randint(k[1], K_shape, -span, span + 1).astype(jnp.float64)
+    w = jax.random.randint(k[2], u_shape, -span + 1, span).astype(jnp.float64)
+    return u, K, w
+
+
+def _assert_equal_to(reference, conv, u, K, w):
+    """``conv``'s output, input gradient and kernel gradient equal ``reference``'s (to 1e-9)."""
+    got_y, got_back = jax.vjp(jax.jit(conv), u, K)
+    ref_y, ref_back = jax.vjp(reference, u, K)
+    for a, b in zip((got_y, *got_back(w)), (ref_y, *ref_back(w))):
+        assert float(jnp.max(jnp.abs(a - b))) < 1e-9
 
 
 def test_bfloat16_activations_stay_close_to_float32():
@@ -173,16 +182,8 @@ def test_tiled_convolution_is_exact_where_bfloat16_is(B, L, b):
     On small integers (exact in bfloat16, and their sums in float32) the output, the input gradient
     and the kernel gradient equal the float64 FFT convolution's; L a multiple of b and not, B not a
     power of two (padded)."""
-    k = jax.random.split(jax.random.PRNGKey(L + b), 3)
-    u = jax.random.randint(k[0], (B, L, 3), -3, 4).astype(jnp.float64)
-    K = jax.random.randint(k[1], (3, L), -3, 4).astype(jnp.float64)
-    w = jax.random.randint(k[2], u.shape, -2, 3).astype(jnp.float64)
-    conv = jax.jit(lambda u, K: toeplitz_conv_tiled(u, K, b))
-    assert float(jnp.max(jnp.abs(conv(u, K) - fft_conv(u, K)))) < 1e-9
-    g = jax.jit(jax.grad(lambda u, K: jnp.sum(toeplitz_conv_tiled(u, K, b) * w), (0, 1)))(u, K)
-    r = jax.grad(lambda u, K: jnp.sum(fft_conv(u, K) * w), (0, 1))(u, K)
-    assert float(jnp.max(jnp.abs(g[0] - r[0]))) < 1e-9
-    assert float(jnp.max(jnp.abs(g[1] - r[1]))) < 1e-9
+    u, K, w = _integers(L + b, (B, L, 3), (3, L), 3)
+    _assert_equal_to(fft_conv, lambda u, K: toeplitz_conv_tiled(u, K, b), u, K, w)
 
 
 def test_tiled_convolution_keeps_the_input_type_and_matches_lean_on_real_numbers():
@@ -262,12 +263,5 @@ def test_tiled_convolution_over_several_blocks_of_sequences(monkeypatch):
     """More sequences than one program holds (here blocks of 16 for 40 sequences, padded to 48):
     the outputs per block, the kernel gradient's sums added over the blocks, still exact."""
     monkeypatch.setattr(toeplitz_pallas, "BATCH_BLOCK", 16)
-    k = jax.random.split(jax.random.PRNGKey(11), 3)
-    u = jax.random.randint(k[0], (2, 40, 24), -3, 4).astype(jnp.float64)  # (H, B, L)
-    K = jax.random.randint(k[1], (2, 24), -3, 4).astype(jnp.float64)
-    w = jax.random.randint(k[2], u.shape, -2, 3).astype(jnp.float64)
-    ref = jax.vjp(_conv_cf_fft, u, K)
-    got = jax.vjp(lambda u, K: toeplitz_conv_tiled_cf(u, K, 16), u, K)
-    assert float(jnp.max(jnp.abs(got[0] - ref[0]))) < 1e-9
-    for a, b in zip(got[1](w), ref[1](w)):
-        assert float(jnp.max(jnp.abs(a - b))) < 1e-9
+    u, K, w = _integers(11, (2, 40, 24), (2, 24), 3)  # u (H, B, L)
+    _assert_equal_to(_conv_cf_fft, lambda u, K: toeplitz_conv_tiled_cf(u, K, 16), u, K, w)
