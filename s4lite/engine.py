@@ -398,7 +398,7 @@ def resolve_backend(
     if dropout_bits not in dropouts:
         raise ValueError(f"dropout_bits: expected one of {list(dropouts)}, got {dropout_bits!r}")
     how = {"conv": convs[conv], "dropout": dropouts[dropout_bits], "dtype": dtypes[activations],
-           "channels_first": conv == "toeplitz_tiled"}  # its kernels read (B, H, L)
+           "channels_first": conv == "toeplitz_tiled"}  # its kernels read (H, B, L)
     if ssm == "s4":
         if discretization != "bilinear":
             raise ValueError("discretization: S4's DPLR kernel is bilinear only; use zoh with ssm='s4d'")

@@ -212,10 +212,10 @@ def glu_mix(p: Params, z: Array, axis: int = -1) -> Array:
     channels first, and so is the result (``Wᵀ z``).
     """
     H = p["W"].shape[-1] // 2
-    if axis == 0:
-        column = [slice(None)] + [None] * (z.ndim - 1)  # the bias along axis 0
-        a = jnp.tensordot(p["W"][:, :H], z, axes=(0, 0)) + p["b"][:H][tuple(column)]
-        g = jnp.tensordot(p["W"][:, H:], z, axes=(0, 0)) + p["b"][H:][tuple(column)]
+    if axis == 0:  # z (H, …): Wᵀ z, the bias along axis 0
+        after = tuple(range(1, z.ndim))
+        a = jnp.tensordot(p["W"][:, :H], z, axes=(0, 0)) + jnp.expand_dims(p["b"][:H], after)
+        g = jnp.tensordot(p["W"][:, H:], z, axes=(0, 0)) + jnp.expand_dims(p["b"][H:], after)
     else:
         a = z @ p["W"][:, :H] + p["b"][:H]
         g = z @ p["W"][:, H:] + p["b"][H:]
