@@ -369,3 +369,18 @@ def test_cli_reports_a_file_with_wrong_md5_as_corrupted(data_dir, tmp_path):
         with pytest.raises(SystemExit, match=rf"(?s)^data: corrupted MNIST file.*{name}.*download of fresh copies failed"):
             run_main(_cli_args(d, out))
     assert not (out / "metrics.jsonl").exists() and not (out / "checkpoint.safetensors").exists()
+
+
+def test_cli_trains_with_the_tiled_convolution_channels_first(tmp_path):
+    """``--conv toeplitz_tiled`` (the GPU default from compute capability 8.0; its Pallas kernels run in
+    the interpreter here): the whole CLI path — channels-first blocks, bfloat16 activations,
+    evaluation, checkpoint — runs and records what it resolved."""
+    out = tmp_path / "tiled"
+    res = run_main(TINY + ["--epochs", "2", "--conv", "toeplitz_tiled", "--out", str(out)])
+    config = json.loads((out / "config.json").read_text())
+    assert config["conv_resolved"] == "toeplitz_tiled" and config["activations_resolved"] == "bfloat16"
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(np.isfinite(r[k]) for r in rows for k in ("train_loss", "test_loss", "test_acc"))
+    assert res["final_test_acc"] == rows[-1]["test_acc"]
+    assert (out / "checkpoint.safetensors").is_file()
