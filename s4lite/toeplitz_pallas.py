@@ -27,25 +27,30 @@ sequences are contiguous rows, so a program's loads are whole rows. :func:`toepl
 takes that layout (the model's blocks use it where this convolution is chosen, see
 :class:`s4lite.model.Backend`: then the GLU's products are plain matrix products too, and no
 transposes are needed between the parts of a block); :func:`toeplitz_conv_tiled` takes
-``(B, L, H)`` like every other convolution here and transposes around the same kernels. The last block of a sequence may be partial: loads beyond L read zeros
-and stores beyond L are masked (a causal convolution ignores what comes after). B is padded to a
-power of two ≥ 16 if it is not one. On a CPU the same kernels run in Pallas's interpreter; that
-is how the tests check them.
+``(B, L, H)`` like every other convolution here and transposes around the same kernels.
+
+The last block of a sequence may be partial: loads beyond L read zeros and stores beyond L are
+masked (a causal convolution ignores what comes after). A program takes up to
+:data:`BATCH_BLOCK` sequences; B is padded with zero sequences to a power of two ≥ 16 below
+that, to a multiple of it above. On a CPU the same kernels run in Pallas's interpreter; that is
+how the tests check them.
 """
 
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from . import _check
 from .fast_conv import lag_sums
 
 Array = jax.Array
 
-#: Block length and Triton settings the training step uses (measured on an H200:
-#: ``artifacts/bench/``).
+#: Block length and Triton settings the training step uses (chosen from a sweep on an H200:
+#: ``artifacts/bench/conv_tiles_gpu_*.json`` and the step timings beside them).
 TILES = {"b": 64, "warps": 4, "stages": 2}
 
 
@@ -199,14 +204,40 @@ def _padded_batch(u: Array) -> Array:
     return jnp.pad(u.astype(jnp.bfloat16), ((0, 0), (0, Bp - B), (0, 0)))
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def toeplitz_conv_tiled_cf(
-    u: Array, K: Array, b: int = 64, warps: int = 4, stages: int = 2
-) -> Array:
-    """``u (H, B, L)``, ``K (H, L)`` → ``y (H, B, L)``: :math:`y_I = \\sum_{J \\le I} T_{IJ} u_J`.
+def _check_tiles(b: Any, warps: Any, stages: Any) -> None:
+    def power_of_two(x: Any) -> bool:
+        return isinstance(x, int) and x >= 1 and x & (x - 1) == 0
 
-    ``b``: block length (a power of two ≥ 16); ``warps``, ``stages``: Triton's settings.
-    """
+    if not (power_of_two(b) and b >= 16):
+        raise ValueError(f"b: expected a block length that is a power of two >= 16, got {b!r}")
+    if not power_of_two(warps):
+        raise ValueError(f"warps: expected a power of two (Triton's warps per program), got {warps!r}")
+    if not (isinstance(stages, int) and stages >= 1):
+        raise ValueError(f"stages: expected an integer >= 1, got {stages!r}")
+
+
+def _tiled_cf_args(u: Any, K: Any, b: int = 64, warps: int = 4, stages: int = 2) -> tuple:
+    u, K = _check.as_array("u", u), _check.as_array("K", K)
+    if u.ndim != 3:
+        raise ValueError(f"u: expected shape (H, B, L), got {u.shape}")
+    if K.shape != (u.shape[0], u.shape[2]):
+        raise ValueError(f"K: expected shape (H, L) = {(u.shape[0], u.shape[2])}, got {K.shape}")
+    _check_tiles(b, warps, stages)
+    return u, K, b, warps, stages
+
+
+def _tiled_args(u: Any, K: Any, b: int = 64, warps: int = 4, stages: int = 2) -> tuple:
+    u, K = _check.as_array("u", u), _check.as_array("K", K)
+    if u.ndim != 3:
+        raise ValueError(f"u: expected shape (B, L, H), got {u.shape}")
+    if K.shape != (u.shape[2], u.shape[1]):
+        raise ValueError(f"K: expected shape (H, L) = {(u.shape[2], u.shape[1])}, got {K.shape}")
+    _check_tiles(b, warps, stages)
+    return u, K, b, warps, stages
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _tiled_cf(u: Array, K: Array, b: int, warps: int, stages: int) -> Array:
     y = toeplitz_products(K, _padded_batch(u), False, b, warps, stages)
     return y[:, : u.shape[1]].astype(u.dtype)
 
@@ -225,10 +256,23 @@ def _tiled_bwd(b: int, warps: int, stages: int, res, dy: Array):
     return du, dK.astype(K.dtype)
 
 
-toeplitz_conv_tiled_cf.defvjp(_tiled_fwd, _tiled_bwd)
+_tiled_cf.defvjp(_tiled_fwd, _tiled_bwd)
 
 
+@_check.checked(_tiled_cf_args)
+def toeplitz_conv_tiled_cf(
+    u: Array, K: Array, b: int = 64, warps: int = 4, stages: int = 2
+) -> Array:
+    """``u (H, B, L)``, ``K (H, L)`` → ``y (H, B, L)``: :math:`y_I = \\sum_{J \\le I} T_{IJ} u_J`.
+
+    ``b``: block length (a power of two ≥ 16); ``warps``, ``stages``: Triton's settings.
+    The backward pass: the transposed products and the lag blocks (custom VJP).
+    """
+    return _tiled_cf(u, K, b, warps, stages)
+
+
+@_check.checked(_tiled_args)
 def toeplitz_conv_tiled(u: Array, K: Array, b: int = 64, warps: int = 4, stages: int = 2) -> Array:
     """:func:`toeplitz_conv_tiled_cf` for ``u (B, L, H)``: transposed to ``(H, B, L)`` and back."""
-    y = toeplitz_conv_tiled_cf(jnp.transpose(u, (2, 0, 1)), K, b, warps, stages)
+    y = _tiled_cf(jnp.transpose(u, (2, 0, 1)), K, b, warps, stages)
     return jnp.transpose(y, (1, 2, 0))

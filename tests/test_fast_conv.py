@@ -265,3 +265,22 @@ def test_tiled_convolution_over_several_blocks_of_sequences(monkeypatch):
     monkeypatch.setattr(toeplitz_pallas, "BATCH_BLOCK", 16)
     u, K, w = _integers(11, (2, 40, 24), (2, 24), 3)  # u (H, B, L)
     _assert_equal_to(_conv_cf_fft, lambda u, K: toeplitz_conv_tiled_cf(u, K, 16), u, K, w)
+
+
+@pytest.mark.parametrize(
+    "arg, call",
+    [
+        ("b", lambda u, K: toeplitz_conv_tiled(u, K, 48)),
+        ("b", lambda u, K: toeplitz_conv_tiled(u, K, 8)),
+        ("warps", lambda u, K: toeplitz_conv_tiled(u, K, 16, 3)),
+        ("stages", lambda u, K: toeplitz_conv_tiled(u, K, 16, 4, 0)),
+        ("u", lambda u, K: toeplitz_conv_tiled(u[0], K)),
+        ("K", lambda u, K: toeplitz_conv_tiled(u, K[:, :-1])),
+        ("K", lambda u, K: toeplitz_conv_tiled_cf(u, K)),  # (B, L, H) where (H, B, L) is expected
+        ("b", lambda u, K: toeplitz_conv_tiled_cf(jnp.transpose(u, (2, 0, 1)), K, 20)),
+    ],
+)
+def test_tiled_convolution_refuses_bad_input_in_one_line(arg, call):
+    u, K = jnp.ones((2, 24, 3)), jnp.ones((3, 24))
+    with pytest.raises(ValueError, match=rf"^{arg}: expected"):
+        call(u, K)
