@@ -216,24 +216,24 @@ def _check_tiles(b: Any, warps: Any, stages: Any) -> None:
         raise ValueError(f"stages: expected an integer >= 1, got {stages!r}")
 
 
-def _tiled_cf_args(u: Any, K: Any, b: int = 64, warps: int = 4, stages: int = 2) -> tuple:
+def _checked_tiles(u: Any, K: Any, b: Any, warps: Any, stages: Any, channels_first: bool) -> tuple:
     u, K = _check.as_array("u", u), _check.as_array("K", K)
+    layout = "(H, B, L)" if channels_first else "(B, L, H)"
     if u.ndim != 3:
-        raise ValueError(f"u: expected shape (H, B, L), got {u.shape}")
-    if K.shape != (u.shape[0], u.shape[2]):
-        raise ValueError(f"K: expected shape (H, L) = {(u.shape[0], u.shape[2])}, got {K.shape}")
+        raise ValueError(f"u: expected shape {layout}, got {u.shape}")
+    H, L = (u.shape[0], u.shape[2]) if channels_first else (u.shape[2], u.shape[1])
+    if K.shape != (H, L):
+        raise ValueError(f"K: expected shape (H, L) = {(H, L)} for u {layout}, got {K.shape}")
     _check_tiles(b, warps, stages)
     return u, K, b, warps, stages
+
+
+def _tiled_cf_args(u: Any, K: Any, b: int = 64, warps: int = 4, stages: int = 2) -> tuple:
+    return _checked_tiles(u, K, b, warps, stages, channels_first=True)
 
 
 def _tiled_args(u: Any, K: Any, b: int = 64, warps: int = 4, stages: int = 2) -> tuple:
-    u, K = _check.as_array("u", u), _check.as_array("K", K)
-    if u.ndim != 3:
-        raise ValueError(f"u: expected shape (B, L, H), got {u.shape}")
-    if K.shape != (u.shape[2], u.shape[1]):
-        raise ValueError(f"K: expected shape (H, L) = {(u.shape[2], u.shape[1])}, got {K.shape}")
-    _check_tiles(b, warps, stages)
-    return u, K, b, warps, stages
+    return _checked_tiles(u, K, b, warps, stages, channels_first=False)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
