@@ -126,16 +126,16 @@ def main() -> None:
 
     kernel_s = timeit(kernels_fb, s4s)
     conv_s = timeit(conv_fb, u, K)
-    resolved = engine.resolve_kernel(a.kernel)
+    resolved, conv_resolved = engine.resolve_kernel(a.kernel), engine.resolve_conv(a.conv)
     result = {
         "meta": {**run_info(), "command": " ".join(["python"] + sys.argv)},
         "config": {"d_model": a.d_model, "n_layers": a.n_layers, "N": a.N, "batch_size": a.batch_size, "L": a.L,
-                   "dropout": a.dropout, "conv": a.conv, "conv_resolved": engine.resolve_conv(a.conv), "kernel": a.kernel,
+                   "dropout": a.dropout, "conv": a.conv, "conv_resolved": conv_resolved, "kernel": a.kernel,
                    "kernel_resolved": resolved, "activations": a.activations, "dropout_bits": a.dropout_bits,
                    "activations_resolved": engine.resolve_activations(a.activations, a.conv),
                    "dropout_bits_resolved": engine.resolve_dropout_bits(a.dropout_bits),
                    "prng": a.prng, "n_params": count_params(params), "channels_first": backend.channels_first,
-                   "tiles": dict(TILES) if engine.resolve_conv(a.conv) == "toeplitz_tiled" else None},  # fmt: skip
+                   "tiles": dict(TILES) if conv_resolved == "toeplitz_tiled" else None},  # fmt: skip
         "compile_s": compile_s,
         "step_ms": step_s * 1e3,
         "samples_per_s": a.batch_size / step_s,

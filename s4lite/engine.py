@@ -193,7 +193,7 @@ class TrainConfig:
 
 # Option rules, flag spelling, one-line exits and check_options live in s4lite.options (no JAX
 # there, so a tool can check its options before importing JAX); re-exported here.
-from s4lite.options import CHECKS, _is_int, _is_real, check_options, fail, flag  # noqa: E402,F401
+from s4lite.options import CHECKS, check_options, fail, flag  # noqa: E402,F401
 
 S4_INITS = ("legs", "lagt")  # the rank-1 HiPPO measures
 S4D_INITS = ("lin", "inv", "legs")

@@ -212,13 +212,14 @@ def glu_mix(p: Params, z: Array, axis: int = -1) -> Array:
     channels first, and so is the result (``Wᵀ z``).
     """
     H = p["W"].shape[-1] // 2
-    if axis == 0:  # z (H, …): Wᵀ z, the bias along axis 0
-        after = tuple(range(1, z.ndim))
-        a = jnp.tensordot(p["W"][:, :H], z, axes=(0, 0)) + jnp.expand_dims(p["b"][:H], after)
-        g = jnp.tensordot(p["W"][:, H:], z, axes=(0, 0)) + jnp.expand_dims(p["b"][H:], after)
-    else:
-        a = z @ p["W"][:, :H] + p["b"][:H]
-        g = z @ p["W"][:, H:] + p["b"][H:]
+
+    def affine(W: Array, bias: Array) -> Array:
+        if axis == 0:  # z (H, …): Wᵀ z, the bias along axis 0
+            return jnp.tensordot(W, z, axes=(0, 0)) + jnp.expand_dims(bias, range(1, z.ndim))
+        return z @ W + bias
+
+    a = affine(p["W"][:, :H], p["b"][:H])
+    g = affine(p["W"][:, H:], p["b"][H:])
     return a * jax.nn.sigmoid(g)
 
 

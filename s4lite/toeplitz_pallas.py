@@ -140,20 +140,31 @@ def _params(warps: int, stages: int):
     return pltriton.CompilerParams(num_warps=warps, num_stages=stages)
 
 
+def _grid(x: Array, b: int) -> tuple:
+    """The grid (channel, block of b steps, block of sequences) over ``x (H, Bp, L)`` and the
+    ``BlockSpec`` of a program's rows: all L steps of its channel's block of sequences."""
+    from jax.experimental import pallas as pl
+
+    H, Bp, L = x.shape
+    nb = Bp // _batch_block(Bp)
+    rows = pl.BlockSpec((None, Bp // nb, L), lambda h, o, i: (h, i, 0))
+    return (H, -(-L // b), nb), rows
+
+
 def toeplitz_products(
     K: Array, x: Array, transpose: bool, b: int, warps: int = 4, stages: int = 2
 ) -> Array:
     """``y[h] = x[h] T_hᵀ`` (``x[h] T_h`` if ``transpose``) for ``x (H, Bp, L)``, ``K (H, L)``."""
     from jax.experimental import pallas as pl
 
-    H, Bp, L = x.shape
-    n, nb = -(-L // b), Bp // _batch_block(Bp)
+    H, _, L = x.shape
+    grid, rows = _grid(x, b)
+    n = grid[1]
     k_rows = jnp.pad(K.astype(jnp.bfloat16), ((0, 0), (n * b, n * b - L)))  # (H, 2 n b)
-    rows = pl.BlockSpec((None, Bp // nb, L), lambda h, o, i: (h, i, 0))
     return pl.pallas_call(
         _products_kernel(b, L, transpose),
         out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
-        grid=(H, n, nb),
+        grid=grid,
         in_specs=[pl.BlockSpec((None, 2 * n * b), lambda h, o, i: (h, 0)), rows],
         out_specs=rows,
         interpret=_interpret(),
@@ -169,13 +180,13 @@ def lag_blocks(g: Array, x: Array, b: int, warps: int = 4, stages: int = 2) -> A
     """
     from jax.experimental import pallas as pl
 
-    H, Bp, L = x.shape
-    n, nb = -(-L // b), Bp // _batch_block(Bp)
-    rows = pl.BlockSpec((None, Bp // nb, L), lambda h, d, i: (h, i, 0))
+    H, _, L = x.shape
+    grid, rows = _grid(x, b)
+    n, nb = grid[1:]
     C = pl.pallas_call(
         _lag_blocks_kernel(b, L),
         out_shape=jax.ShapeDtypeStruct((nb, H, n, b, b), jnp.float32),
-        grid=(H, n, nb),
+        grid=grid,
         in_specs=[rows, rows],
         out_specs=pl.BlockSpec((None, None, None, b, b), lambda h, d, i: (i, h, d, 0, 0)),
         interpret=_interpret(),
@@ -236,16 +247,21 @@ def _tiled_args(u: Any, K: Any, b: int = 64, warps: int = 4, stages: int = 2) ->
     return _checked_tiles(u, K, b, warps, stages, channels_first=False)
 
 
+def _forward(u: Array, K: Array, b: int, warps: int, stages: int) -> tuple[Array, Array]:
+    """``y (H, B, L)`` and the padded bfloat16 input the backward pass keeps."""
+    x = _padded_batch(u)
+    y = toeplitz_products(K, x, False, b, warps, stages)
+    return y[:, : u.shape[1]].astype(u.dtype), x
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _tiled_cf(u: Array, K: Array, b: int, warps: int, stages: int) -> Array:
-    y = toeplitz_products(K, _padded_batch(u), False, b, warps, stages)
-    return y[:, : u.shape[1]].astype(u.dtype)
+    return _forward(u, K, b, warps, stages)[0]
 
 
 def _tiled_fwd(u: Array, K: Array, b: int, warps: int, stages: int):
-    x = _padded_batch(u)
-    y = toeplitz_products(K, x, False, b, warps, stages)
-    return y[:, : u.shape[1]].astype(u.dtype), (x, K)
+    y, x = _forward(u, K, b, warps, stages)
+    return y, (x, K)
 
 
 def _tiled_bwd(b: int, warps: int, stages: int, res, dy: Array):
